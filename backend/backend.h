@@ -1,0 +1,137 @@
+/*
+ * backend/backend.h - the one interface between the daemon and where bytes live.
+ *
+ * Shaped like sqlite3_io_methods: each implementation embeds struct sfs_backend
+ * as its first member and points ops at a static const table.  Callers use the
+ * sfs_backend_*() wrappers below; an op left NULL makes its wrapper return -ENOSYS.
+ *
+ * Keys are store-relative object names, '/'-separated, no leading '/', no "."
+ * or ".." segments, e.g. "_schema/lab/Session/subject_id=1/frames_Xe4yBr9X.h5".
+ * A "directory" is a key prefix (S3) or a real directory (file).
+ * Backends know nothing of FUSE, SQLite or DataJoint.
+ *
+ * Errors: every function returns 0 (or a byte count) on success, -errno on
+ * failure.  Reads are short only at EOF; writes are never short; put is
+ * all-or-nothing.
+ *
+ * Thread safety: every op may be called concurrently from several threads on
+ * the same backend; implementations serialise internally where they must.
+ */
+#ifndef SFS_BACKEND_H
+#define SFS_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct sfs_config;
+struct sfs_backend;
+struct sfs_bfile;
+
+/* What stat/list report about one object or prefix. */
+struct sfs_bstat {
+	uint64_t size;     /* bytes (0 for directories) */
+	int64_t mtime_ns;  /* modification time, ns since the epoch (0 if unknown) */
+	mode_t mode;       /* S_IFREG|perm or S_IFDIR|perm */
+	char md5[33];      /* lowercase hex MD5 when the backend knows it cheaply, else "" */
+};
+
+/* list callback: name is one path segment; return non-zero to stop (returned by list). */
+typedef int (*sfs_list_cb)(void *arg, const char *name, const struct sfs_bstat *st);
+
+/* flags for put/promote */
+#define SFS_NOREPLACE 0x1 /* fail with -EEXIST when the destination exists */
+
+struct sfs_backend_ops {
+	const char *name; /* "file", "s3" */
+
+	/*
+	 * Open the local directory that holds the writable staging tree and
+	 * return a new O_DIRECTORY fd (caller closes).  For "file" this is
+	 * <location>/_staging itself; for "s3" a write-back cache mirror.
+	 */
+	int (*staging_dir)(struct sfs_backend *b);
+	/*
+	 * A staged file (path rel to the staging dir, open as fd) was fsynced
+	 * (durable=1) or closed after being written (durable=0): make its bytes
+	 * reach the store.  "file": fdatasync when durable.  "s3": upload.
+	 */
+	int (*staged_sync)(struct sfs_backend *b, const char *rel, int fd, int durable);
+	/* The staging namespace changed (rel paths under the staging dir). */
+	int (*staged_unlink)(struct sfs_backend *b, const char *rel, int is_dir);
+	int (*staged_rename)(struct sfs_backend *b, const char *from, const char *to);
+
+	/* Object namespace (canonical objects, snapshots, markers). */
+	int (*stat)(struct sfs_backend *b, const char *key, struct sfs_bstat *st);
+	/* Immediate children of a directory/prefix, each once, any order. */
+	int (*list)(struct sfs_backend *b, const char *key, sfs_list_cb cb, void *arg);
+	/* Open an object for reading; *out owned by the caller, released by close. */
+	int (*open)(struct sfs_backend *b, const char *key, struct sfs_bfile **out);
+	ssize_t (*pread)(struct sfs_backend *b, struct sfs_bfile *f, void *buf, size_t n, off_t off);
+	void (*close)(struct sfs_backend *b, struct sfs_bfile *f);
+	/* Store small whole objects (manifests, markers); get allocates *buf (caller frees). */
+	int (*put_bytes)(struct sfs_backend *b, const char *key, const void *buf, size_t n, int flags);
+	int (*get_bytes)(struct sfs_backend *b, const char *key, void **buf, size_t *n, size_t max);
+
+	/*
+	 * Move a staged entry (file or directory tree; rel to the staging dir)
+	 * to canonical key.  SFS_NOREPLACE: -EEXIST if key exists (dedup).
+	 * Durable when it returns 0: the data and the new name survive a crash.
+	 * "file": rename/link in the same filesystem, O(1).  "s3": copy + delete.
+	 */
+	int (*promote)(struct sfs_backend *b, const char *staged_rel, const char *key, int flags);
+	/* Remove an object or a whole tree under key; -ENOENT if absent. */
+	int (*remove)(struct sfs_backend *b, const char *key);
+	/* Make everything written so far durable. */
+	int (*sync)(struct sfs_backend *b);
+	/* Free the backend and everything it holds. */
+	void (*destroy)(struct sfs_backend *b);
+};
+
+struct sfs_backend {
+	const struct sfs_backend_ops *ops;
+};
+
+/*
+ * Create the backend the config names (cfg->backend) and check that the store
+ * is reachable and usable (creates the format marker .stagefs/format on a new
+ * store).  On success *out is owned by the caller (sfs_backend_free).
+ * Errors: -EINVAL unknown backend, -ENOENT/-EACCES/-EIO unreachable store;
+ * the reason is logged naming the location/endpoint.
+ */
+int sfs_backend_open(const struct sfs_config *cfg, struct sfs_backend **out)
+	__attribute__((warn_unused_result));
+void sfs_backend_free(struct sfs_backend *b);
+
+/* Per-implementation constructors (same contract as sfs_backend_open). */
+int sfs_backend_file_open(const struct sfs_config *cfg, struct sfs_backend **out);
+int sfs_backend_s3_open(const struct sfs_config *cfg, struct sfs_backend **out);
+
+#define SFS_BCALL(b, op, ...) ((b)->ops->op ? (b)->ops->op((b), __VA_ARGS__) : -ENOSYS)
+
+static inline int sfs_backend_staging_dir(struct sfs_backend *b)
+{
+	return b->ops->staging_dir ? b->ops->staging_dir(b) : -38 /* ENOSYS */;
+}
+#define sfs_backend_staged_sync(b, ...) SFS_BCALL(b, staged_sync, __VA_ARGS__)
+#define sfs_backend_staged_unlink(b, ...) SFS_BCALL(b, staged_unlink, __VA_ARGS__)
+#define sfs_backend_staged_rename(b, ...) SFS_BCALL(b, staged_rename, __VA_ARGS__)
+#define sfs_backend_stat(b, ...) SFS_BCALL(b, stat, __VA_ARGS__)
+#define sfs_backend_list(b, ...) SFS_BCALL(b, list, __VA_ARGS__)
+#define sfs_backend_open_obj(b, ...) SFS_BCALL(b, open, __VA_ARGS__)
+#define sfs_backend_pread(b, ...) SFS_BCALL(b, pread, __VA_ARGS__)
+#define sfs_backend_put_bytes(b, ...) SFS_BCALL(b, put_bytes, __VA_ARGS__)
+#define sfs_backend_get_bytes(b, ...) SFS_BCALL(b, get_bytes, __VA_ARGS__)
+#define sfs_backend_promote(b, ...) SFS_BCALL(b, promote, __VA_ARGS__)
+#define sfs_backend_remove(b, ...) SFS_BCALL(b, remove, __VA_ARGS__)
+static inline int sfs_backend_sync(struct sfs_backend *b)
+{
+	return b->ops->sync ? b->ops->sync(b) : 0;
+}
+static inline void sfs_backend_close_obj(struct sfs_backend *b, struct sfs_bfile *f)
+{
+	if (f && b->ops->close)
+		b->ops->close(b, f);
+}
+
+#endif

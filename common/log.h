@@ -1,0 +1,41 @@
+/*
+ * common/log.h - one logging function for the whole daemon.
+ *
+ * Levels are syslog's.  The level check happens in the macro, before any
+ * argument is evaluated, so a disabled debug line costs one comparison.
+ * Messages are lowercase and name what failed first, subject quoted:
+ *     sfs_log(LOG_ERR, "cannot open '%s': %s", key, strerror(-rc));
+ * Never log secrets.
+ *
+ * Thread safety: all functions may be called from any thread.
+ */
+#ifndef SFS_COMMON_LOG_H
+#define SFS_COMMON_LOG_H
+
+#include <syslog.h>
+
+/* Current threshold; messages with level > sfs_log_level are dropped.  Default LOG_INFO. */
+extern int sfs_log_level;
+
+/* Where messages go: stderr (default) or syslog (after daemonizing). */
+void sfs_log_use_syslog(int on);
+
+/* Emit one message; prefer the sfs_log() macro which checks the level first. */
+void sfs_log_emit(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define sfs_log(level, ...)                                                                        \
+	do {                                                                                       \
+		if ((level) <= sfs_log_level)                                                      \
+			sfs_log_emit((level), __VA_ARGS__);                                        \
+	} while (0)
+
+/*
+ * Log at LOG_ERR and evaluate to rc, so that a failure is logged and returned
+ * in one statement:  return sfs_err(-EIO, "cannot read '%s'", key);
+ */
+#define sfs_err(rc, ...) (sfs_log(LOG_ERR, __VA_ARGS__), (rc))
+
+/* Like sfs_err but at LOG_WARNING (expected failures a user caused). */
+#define sfs_warn(rc, ...) (sfs_log(LOG_WARNING, __VA_ARGS__), (rc))
+
+#endif
