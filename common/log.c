@@ -15,14 +15,11 @@ void sfs_log_use_syslog(int on)
 		openlog("stagefs", LOG_PID, LOG_DAEMON);
 }
 
-void sfs_log_emit(int level, const char *fmt, ...)
+static void emit(int level, const char *fmt, va_list ap)
 {
 	char buf[2048];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
 	if (use_syslog) {
 		syslog(level, "%s", buf);
 		return;
@@ -31,4 +28,25 @@ void sfs_log_emit(int level, const char *fmt, ...)
 	char line[2100];
 	snprintf(line, sizeof(line), "stagefs: %s\n", buf);
 	fputs(line, stderr);
+}
+
+void sfs_log_emit(int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit(level, fmt, ap);
+	va_end(ap);
+}
+
+int sfs_log_ret(int rc, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level > sfs_log_level)
+		return rc;
+	va_start(ap, fmt);
+	emit(level, fmt, ap);
+	va_end(ap);
+	return rc;
 }

@@ -30,12 +30,14 @@ void sfs_log_emit(int level, const char *fmt, ...) __attribute__((format(printf,
 	} while (0)
 
 /*
- * Log at LOG_ERR and evaluate to rc, so that a failure is logged and returned
- * in one statement:  return sfs_err(-EIO, "cannot read '%s'", key);
+ * Log at LOG_ERR and return rc, so that a failure is logged and returned in one
+ * statement:  return sfs_err(-EIO, "cannot read '%s'", key);
+ * rc and every argument are evaluated before anything is logged, so -errno is safe.
  */
-#define sfs_err(rc, ...) (sfs_log(LOG_ERR, __VA_ARGS__), (rc))
+int sfs_log_ret(int rc, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define sfs_err(rc, ...) sfs_log_ret((rc), LOG_ERR, __VA_ARGS__)
 
 /* Like sfs_err but at LOG_WARNING (expected failures a user caused). */
-#define sfs_warn(rc, ...) (sfs_log(LOG_WARNING, __VA_ARGS__), (rc))
+#define sfs_warn(rc, ...) sfs_log_ret((rc), LOG_WARNING, __VA_ARGS__)
 
 #endif

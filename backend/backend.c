@@ -1,0 +1,25 @@
+/* backend/backend.c - choose the implementation a config names. */
+#include "backend/backend.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "common/config.h"
+#include "common/log.h"
+
+int sfs_backend_open(const struct sfs_config *cfg, struct sfs_backend **out)
+{
+	const char *name = cfg->backend ? cfg->backend : "file";
+
+	if (strcmp(name, "file") == 0)
+		return sfs_backend_file_open(cfg, out);
+	if (strcmp(name, "s3") == 0)
+		return sfs_backend_s3_open(cfg, out);
+	return sfs_err(-EINVAL, "unknown backend '%s' (file or s3)", name);
+}
+
+void sfs_backend_free(struct sfs_backend *b)
+{
+	if (b && b->ops->destroy)
+		b->ops->destroy(b);
+}
