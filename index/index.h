@@ -1,0 +1,111 @@
+/*
+ * index/index.h - the SQLite index: what exists in the store and what it means.
+ *
+ * One database file per store (cfg->index), WAL mode, synchronous=FULL (a
+ * commit that returned is durable), schema versioned with PRAGMA user_version
+ * and upgraded by ordered migrations at open.  Tables:
+ *   objects      canonical objects: path, addressing, schema, hash, size, metadata JSON
+ *   receipts     commit receipts shown as staging/.../.receipts/<name>.json
+ *   commit_jobs  intents of commits in flight (recovery finishes or undoes them)
+ *   snapshots    published snapshots (later migrations)
+ * The index knows nothing of FUSE or HTTP.
+ *
+ * Errors: 0 or -errno; SQLITE_* codes are translated here (BUSY/LOCKED -> -EBUSY,
+ * FULL -> -ENOSPC, IOERR -> -EIO, CONSTRAINT -> -EEXIST, NOTFOUND -> -ENOENT,
+ * CORRUPT/NOTADB -> -EUCLEAN) and the SQLite message is logged.
+ *
+ * Thread safety: every function may be called from any thread; one mutex
+ * serialises access to the connection.  Strings returned through char **
+ * are malloc'd and owned by the caller.
+ */
+#ifndef SFS_INDEX_H
+#define SFS_INDEX_H
+
+#include <stdint.h>
+
+struct sfs_index;
+
+/* Current schema version after all migrations. */
+#define SFS_INDEX_VERSION 1
+
+/*
+ * Open (creating it and its parent directories, mode 0700) and migrate the
+ * index at path.  *out owned by the caller (sfs_index_close).
+ * -EPROTO when the file has a newer schema than this binary knows.
+ */
+int sfs_index_open(const char *path, struct sfs_index **out) __attribute__((warn_unused_result));
+void sfs_index_close(struct sfs_index *ix);
+
+/* PRAGMA integrity_check + foreign_key_check: 0 when clean, -EUCLEAN otherwise. */
+int sfs_index_check(struct sfs_index *ix) __attribute__((warn_unused_result));
+
+/* Inputs of a receipt / object metadata document (SPEC §4). */
+struct sfs_meta_in {
+	int hash_addressing;   /* 1: {"hash","path","schema","store","size"}; 0: schema-addressed */
+	const char *path;      /* canonical key */
+	const char *store;     /* DataJoint store name */
+	const char *schema;    /* hash: schema name */
+	const char *hash;      /* hash: content hash (base32) */
+	const char *ext;       /* schema: NULL -> null */
+	const char *staging;   /* "staging/<schema>/<table>/<rel>" */
+	const char *md5;       /* files: hex MD5 */
+	const char *checksum;  /* directories: DANDI zarr checksum */
+	uint64_t size;
+	int is_dir;
+	int64_t item_count;    /* directories: recursive file count; files: ignored (null) */
+	const char *timestamp; /* "2026-11-25T14:56:49.123456+00:00" */
+};
+
+/* Build the receipt JSON (key order as in SPEC §4, "dedup": false for hash). */
+int sfs_index_build_metadata(struct sfs_index *ix, const struct sfs_meta_in *m, char **out)
+	__attribute__((warn_unused_result));
+
+/* A commit in flight. */
+struct sfs_job {
+	int64_t id;
+	char *staging;      /* staging rel path "<schema>/<table>/<rel>" */
+	char *canonical;    /* canonical key */
+	char *addressing;   /* "hash" | "schema" */
+	char *metadata;     /* receipt JSON */
+	char *receipt_dir;  /* staging rel dir holding .receipts */
+	char *receipt_name; /* "<entry>.json" */
+};
+void sfs_job_release(struct sfs_job *j);
+
+/* Record the intent before anything moves; sets j->id.  Durable on return. */
+int sfs_index_job_begin(struct sfs_index *ix, struct sfs_job *j) __attribute__((warn_unused_result));
+/* Change the canonical key (schema path collision drew a new token) and the metadata. */
+int sfs_index_job_retarget(struct sfs_index *ix, struct sfs_job *j, const char *canonical,
+			   const char *metadata) __attribute__((warn_unused_result));
+/*
+ * The entry is at its canonical key: in one transaction insert the object
+ * row (kept if it exists: dedup), the receipt (dedup flag set when dedup),
+ * and delete the job.  Idempotent.
+ */
+int sfs_index_job_finish(struct sfs_index *ix, const struct sfs_job *j, int dedup)
+	__attribute__((warn_unused_result));
+/* Forget the job (nothing moved). */
+int sfs_index_job_abort(struct sfs_index *ix, int64_t id) __attribute__((warn_unused_result));
+/* Call cb for every job in flight (recovery).  cb's return stops the walk and is returned. */
+int sfs_index_jobs(struct sfs_index *ix, int (*cb)(void *arg, struct sfs_job *j), void *arg);
+
+/* Canonical objects. */
+int sfs_index_object_metadata(struct sfs_index *ix, const char *path, char **json)
+	__attribute__((warn_unused_result)); /* -ENOENT when unknown */
+/* Register an object found in the store (recovery, reindex): kept if it exists. */
+int sfs_index_object_add(struct sfs_index *ix, const char *path, const char *addressing,
+			 const char *metadata) __attribute__((warn_unused_result));
+int sfs_index_object_count(struct sfs_index *ix, int64_t *n) __attribute__((warn_unused_result));
+
+/* Receipts (dir = staging rel dir, name = "<entry>.json"). */
+int sfs_index_receipt_get(struct sfs_index *ix, const char *dir, const char *name, char **json)
+	__attribute__((warn_unused_result));
+int sfs_index_receipt_delete(struct sfs_index *ix, const char *dir, const char *name)
+	__attribute__((warn_unused_result));
+/* cb(arg, name, size of JSON); stops on non-zero and returns it. */
+int sfs_index_receipt_list(struct sfs_index *ix, const char *dir,
+			   int (*cb)(void *arg, const char *name, int64_t size), void *arg);
+/* 1 when dir has receipts, 0 when not, -errno on error. */
+int sfs_index_receipt_any(struct sfs_index *ix, const char *dir);
+
+#endif
