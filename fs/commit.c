@@ -1,0 +1,691 @@
+/*
+ * fs/commit.c - promotion of a staged entry to its canonical location (SPEC §4)
+ * and recovery of commits interrupted by a crash.
+ *
+ * A commit is a fixed sequence of steps, each safe to repeat:
+ *   1. parse VALUE; resolve the entry's staging path (schema, table, name)
+ *   2. walk the entry without following symlinks: only regular files and
+ *      directories; no file open for writing (EBUSY); mark it committing
+ *   3. digest every file: the MD5 kept while it was written sequentially
+ *      (user.stagefs.md5 on the staged file) or, failing that, by reading it
+ *   4. build the canonical key and the receipt JSON
+ *   5. record the intent in the index (durable)              <- crash: undo
+ *   6. promote in the backend, never replacing (rename/link)  <- crash: finish
+ *      EEXIST: hash -> dedup (drop the staged copy); schema -> new token
+ *   7. in one index transaction: object row, receipt, intent deleted
+ * Recovery (sfs_recover) looks at each recorded intent: staged entry gone and
+ * canonical present -> step 7; staged entry still there -> forget the intent.
+ */
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+#define XATTR_HINT "user.stagefs.md5"
+#define MAX_TOKEN_TRIES 8
+
+struct centry {
+	char *rel;      /* path inside the entry ("" for a single file) */
+	dev_t dev;
+	ino_t ino;
+	uint64_t size;
+	int is_dir;
+	char md5[33];
+};
+
+struct walk {
+	struct centry *v;
+	size_t n, cap;
+	uint64_t bytes;
+	size_t files;
+	char reason[400];
+};
+
+static void walk_release(struct walk *w)
+{
+	for (size_t i = 0; i < w->n; i++)
+		free(w->v[i].rel);
+	free(w->v);
+}
+
+static int walk_add(struct walk *w, const char *rel, const struct stat *st)
+{
+	if (w->n == w->cap) {
+		size_t ncap = w->cap ? w->cap * 2 : 64;
+		struct centry *nv = realloc(w->v, ncap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		w->v = nv;
+		w->cap = ncap;
+	}
+	struct centry *e = &w->v[w->n];
+	memset(e, 0, sizeof(*e));
+	e->rel = strdup(rel);
+	if (!e->rel)
+		return -ENOMEM;
+	e->dev = st->st_dev;
+	e->ino = st->st_ino;
+	e->is_dir = S_ISDIR(st->st_mode);
+	e->size = e->is_dir ? 0 : (uint64_t)st->st_size;
+	w->n++;
+	if (!e->is_dir) {
+		w->bytes += e->size;
+		w->files++;
+	}
+	return 0;
+}
+
+/*
+ * A file with other names could be changed through them after it became
+ * canonical: give the committed name its own copy first.
+ */
+static int unshare(int dirfd, const char *name, const struct stat *st)
+{
+	char tmp[64];
+	int in = -1, out = -1, rc = 0;
+
+	snprintf(tmp, sizeof(tmp), ".stagefs-unshare.%ld", (long)getpid());
+	in = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (in < 0)
+		return -errno;
+	out = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st->st_mode & 07777);
+	if (out < 0) {
+		rc = -errno;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+	}
+	if (!rc && fsync(out) < 0)
+		rc = -errno;
+	if (!rc && renameat(dirfd, tmp, dirfd, name) < 0)
+		rc = -errno;
+out:
+	if (out >= 0) {
+		close(out);
+		if (rc)
+			(void)unlinkat(dirfd, tmp, 0);
+	}
+	close(in);
+	return rc;
+}
+
+static int walk_tree(struct walk *w, int dirfd, const char *prefix, int depth)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d;
+	struct dirent *de;
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	while (!rc && (de = readdir(d)) != NULL) {
+		struct stat st;
+		char *rel = NULL;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (asprintf(&rel, "%s%s%s", prefix, prefix[0] ? "/" : "", de->d_name) < 0) {
+			rc = -ENOMEM;
+			break;
+		}
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			rc = -errno;
+		} else if (S_ISREG(st.st_mode)) {
+			if (st.st_nlink > 1) {
+				rc = unshare(fd, de->d_name, &st);
+				if (!rc && fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+					rc = -errno;
+			}
+			if (!rc)
+				rc = walk_add(w, rel, &st);
+		} else if (S_ISDIR(st.st_mode)) {
+			if (depth > 256) {
+				rc = -ELOOP;
+			} else {
+				rc = walk_add(w, rel, &st);
+				int sub = rc ? -1 : openat(fd, de->d_name,
+							   O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				if (!rc && sub < 0)
+					rc = -errno;
+				if (!rc) {
+					rc = walk_tree(w, sub, rel, depth + 1);
+					close(sub);
+				}
+			}
+		} else {
+			snprintf(w->reason, sizeof(w->reason), "'%s' is a %s; only regular files "
+				 "and directories commit", rel, S_ISLNK(st.st_mode) ? "symlink" : "special file");
+			rc = -EINVAL;
+		}
+		free(rel);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* MD5 of the staged file at dirfd/rel: from the write-time digest when it still holds. */
+static int digest_file(struct sfs_inode *in, int rootfd, struct centry *e, uint64_t *done,
+		       uint64_t total)
+{
+	int fd = openat(rootfd, e->rel[0] ? e->rel : ".", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	char hint[80];
+	struct stat st;
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	ssize_t hn = fgetxattr(fd, XATTR_HINT, hint, sizeof(hint) - 1);
+	if (hn > 33) {
+		hint[hn] = '\0';
+		unsigned long long sz = strtoull(hint + 33, NULL, 10);
+		if (hint[32] == ' ' && sz == (unsigned long long)st.st_size) {
+			memcpy(e->md5, hint, 32);
+			e->md5[32] = '\0';
+			*done += e->size;
+			goto out;
+		}
+	}
+	struct sfs_md5 m;
+	unsigned char md[16];
+	size_t bufsz = 1 << 20;
+	char *buf = malloc(bufsz);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = sfs_md5_init(&m);
+	for (off_t off = 0; !rc;) {
+		ssize_t n = pread(fd, buf, bufsz, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		sfs_md5_update(&m, buf, (size_t)n);
+		off += n;
+		*done += (uint64_t)n;
+		if (((uint64_t)off & ((64u << 20) - 1)) == 0)
+			sfs_inode_set_status(in, "committing %llu/%llu", (unsigned long long)*done,
+					     (unsigned long long)total);
+	}
+	free(buf);
+	if (!rc) {
+		sfs_md5_final(&m, md);
+		sfs_md5_hex(md, e->md5);
+	} else {
+		sfs_md5_release(&m);
+	}
+out:
+	close(fd);
+	return rc;
+}
+
+/* Mark (committing = v) every table inode of the walked tree; -EBUSY if one is open for writing. */
+static int mark_tree(struct sfs_fs *fs, struct sfs_inode *entry, struct walk *w, int v,
+		     char *who, size_t wholen)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	if (v && entry->writers > 0) {
+		rc = -EBUSY;
+		snprintf(who, wholen, "the entry");
+	}
+	for (size_t i = 0; !rc && v && i < w->n; i++) {
+		struct sfs_inode *in = sfs_fs_find_staging_locked(fs, w->v[i].dev, w->v[i].ino);
+		if (in && in->writers > 0) {
+			rc = -EBUSY;
+			snprintf(who, wholen, "'%s'", w->v[i].rel);
+		}
+	}
+	if (!rc) {
+		entry->committing = v;
+		for (size_t i = 0; i < w->n; i++) {
+			struct sfs_inode *in = sfs_fs_find_staging_locked(fs, w->v[i].dev, w->v[i].ino);
+			if (in)
+				in->committing = v;
+		}
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return rc;
+}
+
+/* The entry and everything below it left staging: later ops on their inodes fail ENOENT. */
+static void mark_gone(struct sfs_fs *fs, struct sfs_inode *entry, struct walk *w)
+{
+	pthread_mutex_lock(&fs->lock);
+	for (size_t i = 0; i < w->n; i++) {
+		struct sfs_inode *in = sfs_fs_find_staging_locked(fs, w->v[i].dev, w->v[i].ino);
+		if (in && in != entry) {
+			in->stale = 1;
+			in->committing = 0;
+			sfs_fs_table_remove_locked(fs, in);
+		}
+	}
+	entry->stale = 1;
+	entry->committing = 0;
+	sfs_fs_table_remove_locked(fs, entry);
+	pthread_mutex_unlock(&fs->lock);
+}
+
+static void now_iso(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%06ld+00:00", ts.tv_nsec / 1000);
+}
+
+/* The zarr checksum of a walked directory (files' md5 already known). */
+static int tree_checksum(struct walk *w, char *out, size_t outlen)
+{
+	struct sfs_zarr_checksum *z = NULL;
+	int rc = sfs_zarr_checksum_new(&z);
+
+	for (size_t i = 0; !rc && i < w->n; i++)
+		if (!w->v[i].is_dir)
+			rc = sfs_zarr_checksum_add(z, w->v[i].rel, w->v[i].md5, w->v[i].size);
+	if (!rc)
+		rc = sfs_zarr_checksum_final(z, out, outlen);
+	sfs_zarr_checksum_free(z);
+	return rc;
+}
+
+struct commit_ctx {
+	struct sfs_fs *fs;
+	struct sfs_inode *in;
+	struct sfs_commit_spec spec;
+	char *rel;         /* staging rel path of the entry */
+	char *schema, *table, *name, *parent_rel;
+	struct walk w;
+	int is_dir;
+	char md5[33];
+	char hash[27];
+	char checksum[80];
+	char key[4096];
+	char ts[48];
+	char token[17];
+	char reason[512];
+};
+
+static int split_rel(struct commit_ctx *c)
+{
+	char *s1 = strchr(c->rel, '/');
+	char *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+	char *last = strrchr(c->rel, '/');
+
+	if (!s1 || !s2 || !s2[1]) {
+		snprintf(c->reason, sizeof(c->reason),
+			 "only entries inside staging/<schema>/<table>/ commit");
+		return -EINVAL;
+	}
+	c->schema = strndup(c->rel, (size_t)(s1 - c->rel));
+	c->table = strndup(s1 + 1, (size_t)(s2 - s1 - 1));
+	c->name = strdup(last + 1);
+	c->parent_rel = strndup(c->rel, (size_t)(last - c->rel));
+	return c->schema && c->table && c->name && c->parent_rel ? 0 : -ENOMEM;
+}
+
+static int build_key(struct commit_ctx *c)
+{
+	const struct sfs_config *cfg = c->fs->cfg;
+
+	if (c->spec.hash)
+		return sfs_hash_path(cfg->hash_prefix ? cfg->hash_prefix : "_hash", c->schema,
+				     cfg->subfolding, cfg->n_subfolding, c->hash, c->key,
+				     sizeof(c->key));
+	if (c->spec.token) {
+		snprintf(c->token, sizeof(c->token), "%s", c->spec.token);
+	} else {
+		int rc = sfs_token_new(cfg->token_length ? cfg->token_length : 8, c->token);
+		if (rc)
+			return rc;
+	}
+	struct sfs_object_path_params p = {
+		.schema_prefix = cfg->schema_prefix ? cfg->schema_prefix : "_schema",
+		.partition_pattern = cfg->partition_pattern,
+		.schema = c->schema,
+		.table = c->spec.table ? c->spec.table : c->table,
+		.field = c->spec.field,
+		.token = c->token,
+		.ext = c->spec.ext_given ? c->spec.ext : sfs_default_ext(c->name),
+		.key = c->spec.key,
+		.nkey = c->spec.nkey,
+	};
+	int rc = sfs_object_path(&p, c->key, sizeof(c->key));
+	if (rc == -ENAMETOOLONG)
+		snprintf(c->reason, sizeof(c->reason), "a segment of the canonical path is over 255 bytes");
+	return rc;
+}
+
+static int build_meta(struct commit_ctx *c, char **out)
+{
+	char staging[4200];
+	struct sfs_meta_in m = {0};
+
+	snprintf(staging, sizeof(staging), "staging/%s", c->rel);
+	m.hash_addressing = c->spec.hash;
+	m.path = c->key;
+	m.store = c->fs->cfg->store_name ? c->fs->cfg->store_name : "stagefs";
+	m.schema = c->schema;
+	m.hash = c->hash;
+	m.ext = c->spec.hash ? NULL : (c->spec.ext_given ? c->spec.ext : sfs_default_ext(c->name));
+	m.staging = staging;
+	m.md5 = c->is_dir ? NULL : c->md5;
+	m.checksum = c->is_dir ? c->checksum : NULL;
+	m.size = c->w.bytes;
+	m.is_dir = c->is_dir;
+	m.item_count = (int64_t)c->w.files;
+	m.timestamp = c->ts;
+	return sfs_index_build_metadata(c->fs->ix, &m, out);
+}
+
+static int promote(struct commit_ctx *c, struct sfs_job *job, int *dedup)
+{
+	struct sfs_fs *fs = c->fs;
+	int rc;
+
+	for (int tries = 0;; tries++) {
+		rc = sfs_backend_promote(fs->be, c->rel, c->key, SFS_NOREPLACE);
+		if (rc != -EEXIST)
+			return rc;
+		if (c->spec.hash) {
+			/* same bytes are stored already: drop the staged copy */
+			char *skey = NULL;
+			if (asprintf(&skey, "_staging/%s", c->rel) < 0)
+				return -ENOMEM;
+			rc = sfs_backend_remove(fs->be, skey);
+			free(skey);
+			if (rc)
+				return rc;
+			*dedup = 1;
+			return 0;
+		}
+		if (c->spec.token || tries >= MAX_TOKEN_TRIES) {
+			snprintf(c->reason, sizeof(c->reason), "canonical path '%s' exists", c->key);
+			return -EEXIST;
+		}
+		/* schema-path collision: draw a new token */
+		char *meta = NULL;
+		rc = build_key(c);
+		if (!rc)
+			rc = build_meta(c, &meta);
+		if (!rc)
+			rc = sfs_index_job_retarget(fs->ix, job, c->key, meta);
+		free(meta);
+		if (rc)
+			return rc;
+	}
+}
+
+static void notify_parent(struct commit_ctx *c)
+{
+	struct stat st;
+
+	if (fstatat(c->fs->staging_fd, c->parent_rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	pthread_mutex_lock(&c->fs->lock);
+	struct sfs_inode *p = sfs_fs_find_staging_locked(c->fs, st.st_dev, st.st_ino);
+	fuse_ino_t pino = p ? (fuse_ino_t)(uintptr_t)p : 0;
+	pthread_mutex_unlock(&c->fs->lock);
+	if (pino) {
+		sfs_fs_notify_entry(c->fs, pino, c->name);
+		sfs_fs_notify_entry(c->fs, pino, ".receipts");
+	}
+}
+
+int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_t len)
+{
+	struct commit_ctx *c = calloc(1, sizeof(*c));
+	struct sfs_job job = {0};
+	char *meta = NULL, who[300] = "";
+	struct stat st;
+	int rc, marked = 0, dedup = 0, rootfd = -1;
+
+	if (!c)
+		return -ENOMEM;
+	c->fs = fs;
+	c->in = in;
+	if (in->stale) {
+		rc = -ENOENT;
+		goto out;
+	}
+	rc = sfs_commit_spec_parse(value, len, &c->spec, c->reason, sizeof(c->reason));
+	if (rc)
+		goto out;
+	rc = sfs_fs_staging_rel(fs, in, &c->rel);
+	if (!rc)
+		rc = split_rel(c);
+	if (rc)
+		goto out;
+	if (fstatat(in->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	c->is_dir = S_ISDIR(st.st_mode);
+	if (!S_ISREG(st.st_mode) && !c->is_dir) {
+		snprintf(c->reason, sizeof(c->reason), "only regular files and directories commit");
+		rc = -EINVAL;
+		goto out;
+	}
+	if (c->is_dir && c->spec.hash) {
+		snprintf(c->reason, sizeof(c->reason), "hash addressing takes files, not directories");
+		rc = -EISDIR;
+		goto out;
+	}
+	/* step 2: walk and claim the entry */
+	rootfd = openat(in->fd, ".", O_PATH | O_CLOEXEC);
+	if (rootfd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (c->is_dir) {
+		rc = walk_tree(&c->w, rootfd, "", 0);
+		if (rc == -EINVAL)
+			snprintf(c->reason, sizeof(c->reason), "%s", c->w.reason);
+	} else {
+		if (st.st_nlink > 1) {
+			int pfd = -1;
+			struct stat pst;
+			/* the committed name gets its own copy (see unshare) */
+			if (fstatat(fs->staging_fd, c->parent_rel, &pst, AT_SYMLINK_NOFOLLOW) == 0)
+				pfd = openat(fs->staging_fd, c->parent_rel, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			rc = pfd < 0 ? -errno : unshare(pfd, c->name, &st);
+			if (pfd >= 0)
+				close(pfd);
+			if (!rc) {
+				snprintf(c->reason, sizeof(c->reason), "the entry had other names; retry");
+				rc = -EAGAIN; /* our O_PATH inode still names the old file */
+			}
+			goto out;
+		}
+		rc = walk_add(&c->w, "", &st);
+	}
+	if (rc)
+		goto out;
+	rc = mark_tree(fs, in, &c->w, 1, who, sizeof(who));
+	if (rc) {
+		snprintf(c->reason, sizeof(c->reason), "%s is open for writing", who);
+		goto out;
+	}
+	marked = 1;
+	/* step 3: digests */
+	uint64_t done = 0;
+	sfs_inode_set_status(in, "committing 0/%llu", (unsigned long long)c->w.bytes);
+	for (size_t i = 0; !rc && i < c->w.n; i++)
+		if (!c->w.v[i].is_dir)
+			rc = digest_file(in, rootfd, &c->w.v[i], &done, c->w.bytes);
+	if (rc)
+		goto out;
+	if (c->is_dir) {
+		rc = tree_checksum(&c->w, c->checksum, sizeof(c->checksum));
+	} else {
+		memcpy(c->md5, c->w.v[0].md5, sizeof(c->md5));
+		rc = sfs_hash_from_md5hex(c->md5, c->hash);
+	}
+	if (rc)
+		goto out;
+	/* step 4: where it goes, what the receipt says */
+	now_iso(c->ts, sizeof(c->ts));
+	rc = build_key(c);
+	if (!rc)
+		rc = build_meta(c, &meta);
+	if (rc)
+		goto out;
+	/* step 5: the intent */
+	job.staging = strdup(c->rel);
+	job.canonical = strdup(c->key);
+	job.addressing = strdup(c->spec.hash ? "hash" : "schema");
+	job.metadata = meta;
+	meta = NULL;
+	job.receipt_dir = strdup(c->parent_rel);
+	if (asprintf(&job.receipt_name, "%s.json", c->name) < 0)
+		job.receipt_name = NULL;
+	if (!job.staging || !job.canonical || !job.addressing || !job.receipt_dir ||
+	    !job.receipt_name) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = sfs_index_job_begin(fs->ix, &job);
+	if (rc)
+		goto out;
+	/* step 6: move */
+	rc = promote(c, &job, &dedup);
+	if (rc) {
+		int arc = sfs_index_job_abort(fs->ix, job.id);
+		if (arc)
+			sfs_log(LOG_ERR, "cannot forget commit intent %lld: %s (recovery will)",
+				(long long)job.id, strerror(-arc));
+		goto out;
+	}
+	/* step 7: record */
+	rc = sfs_index_job_finish(fs->ix, &job, dedup);
+	if (rc) {
+		/* moved but not recorded: the intent stays, recovery finishes it */
+		sfs_log(LOG_ERR, "commit of '%s' moved but not recorded: %s", c->rel, strerror(-rc));
+		goto out;
+	}
+	mark_gone(fs, in, &c->w);
+	marked = 0;
+	notify_parent(c);
+	sfs_log(LOG_INFO, "committed 'staging/%s' -> '%s'%s", c->rel, c->key,
+		dedup ? " (dedup)" : "");
+out:
+	if (marked)
+		(void)mark_tree(fs, in, &c->w, 0, who, sizeof(who));
+	if (rc) {
+		if (!c->reason[0])
+			snprintf(c->reason, sizeof(c->reason), "%s", strerror(-rc));
+		sfs_inode_set_status(in, "error: %s", c->reason);
+		sfs_log(LOG_WARNING, "cannot commit 'staging/%s': %s", c->rel ? c->rel : "?",
+			c->reason);
+	} else {
+		sfs_inode_set_status(in, NULL);
+	}
+	if (rootfd >= 0)
+		close(rootfd);
+	free(meta);
+	sfs_job_release(&job);
+	sfs_commit_spec_release(&c->spec);
+	walk_release(&c->w);
+	free(c->rel);
+	free(c->schema);
+	free(c->table);
+	free(c->name);
+	free(c->parent_rel);
+	free(c);
+	return rc;
+}
+
+/* ---- recovery ---- */
+
+struct recover_ctx {
+	struct sfs_backend *be;
+	struct sfs_index *ix;
+	int finished, undone;
+};
+
+static int recover_one(void *arg, struct sfs_job *j)
+{
+	struct recover_ctx *r = arg;
+	struct sfs_bstat bs;
+	char *skey = NULL, *meta = NULL;
+	int rc;
+
+	if (asprintf(&skey, "_staging/%s", j->staging) < 0)
+		return -ENOMEM;
+	int staged = sfs_backend_stat(r->be, skey, &bs);
+	int canon = sfs_backend_stat(r->be, j->canonical, &bs);
+	free(skey);
+	if ((staged && staged != -ENOENT) || (canon && canon != -ENOENT))
+		return sfs_err(staged ? staged : canon, "cannot check commit intent %lld",
+			       (long long)j->id);
+	int known = sfs_index_object_metadata(r->ix, j->canonical, &meta) == 0;
+	free(meta);
+	if (staged == -ENOENT && canon == 0) {
+		/* moved: record it (dedup when the object was known before) */
+		rc = sfs_index_job_finish(r->ix, j, known && strcmp(j->addressing, "hash") == 0);
+		if (!rc) {
+			r->finished++;
+			sfs_log(LOG_NOTICE, "recovered commit of 'staging/%s' -> '%s'", j->staging,
+				j->canonical);
+		}
+		return rc;
+	}
+	if (staged == 0 && canon == 0 && !known && strcmp(j->addressing, "hash") == 0) {
+		/* content-addressed bytes are valid whoever put them there */
+		rc = sfs_index_object_add(r->ix, j->canonical, "hash", j->metadata);
+		if (rc)
+			return rc;
+	}
+	if (staged == -ENOENT)
+		sfs_log(LOG_ERR, "commit intent %lld: neither 'staging/%s' nor '%s' exists",
+			(long long)j->id, j->staging, j->canonical);
+	rc = sfs_index_job_abort(r->ix, j->id);
+	if (!rc) {
+		r->undone++;
+		sfs_log(LOG_NOTICE, "undid interrupted commit of 'staging/%s' (still staged)",
+			j->staging);
+	}
+	return rc;
+}
+
+int sfs_recover(struct sfs_backend *be, struct sfs_index *ix)
+{
+	struct recover_ctx r = {.be = be, .ix = ix};
+
+	return sfs_index_jobs(ix, recover_one, &r);
+}

@@ -1,0 +1,223 @@
+/* fs/inode.c - the inode table, staging paths, status text and the invalidation thread. */
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+struct sfs_notify {
+	fuse_ino_t parent;
+	char *name;
+	struct sfs_notify *next;
+};
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static int table_grow(struct sfs_fs *fs)
+{
+	size_t nsize = fs->table_size ? fs->table_size * 2 : 1024;
+	struct sfs_inode **nt = calloc(nsize, sizeof(*nt));
+
+	if (!nt)
+		return -ENOMEM;
+	for (size_t i = 0; i < fs->table_size; i++) {
+		struct sfs_inode *in = fs->table[i], *next;
+		for (; in; in = next) {
+			next = in->next;
+			size_t b = fnv1a(in->tkey) & (nsize - 1);
+			in->next = nt[b];
+			nt[b] = in;
+		}
+	}
+	free(fs->table);
+	fs->table = nt;
+	fs->table_size = nsize;
+	return 0;
+}
+
+struct sfs_inode *sfs_fs_table_find_locked(struct sfs_fs *fs, const char *tkey)
+{
+	if (!fs->table_size)
+		return NULL;
+	for (struct sfs_inode *in = fs->table[fnv1a(tkey) & (fs->table_size - 1)]; in; in = in->next)
+		if (strcmp(in->tkey, tkey) == 0)
+			return in;
+	return NULL;
+}
+
+int sfs_fs_table_insert_locked(struct sfs_fs *fs, struct sfs_inode *in)
+{
+	if (fs->table_count + 1 > fs->table_size / 2) {
+		int rc = table_grow(fs);
+		if (rc)
+			return rc;
+	}
+	size_t b = fnv1a(in->tkey) & (fs->table_size - 1);
+	in->next = fs->table[b];
+	fs->table[b] = in;
+	fs->table_count++;
+	return 0;
+}
+
+void sfs_fs_table_remove_locked(struct sfs_fs *fs, struct sfs_inode *in)
+{
+	if (!in->tkey || !fs->table_size)
+		return;
+	struct sfs_inode **p = &fs->table[fnv1a(in->tkey) & (fs->table_size - 1)];
+	for (; *p; p = &(*p)->next) {
+		if (*p == in) {
+			*p = in->next;
+			fs->table_count--;
+			break;
+		}
+	}
+	free(in->tkey);
+	in->tkey = NULL;
+	in->next = NULL;
+}
+
+struct sfs_inode *sfs_fs_find_staging_locked(struct sfs_fs *fs, dev_t dev, ino_t ino)
+{
+	char k[64];
+
+	snprintf(k, sizeof(k), "s:%llx:%llx", (unsigned long long)dev, (unsigned long long)ino);
+	return sfs_fs_table_find_locked(fs, k);
+}
+
+void sfs_inode_set_status(struct sfs_inode *in, const char *fmt, ...)
+{
+	char *s = NULL;
+
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		if (vasprintf(&s, fmt, ap) < 0)
+			s = NULL;
+		va_end(ap);
+	}
+	pthread_mutex_lock(&in->hlock);
+	free(in->status);
+	in->status = s;
+	pthread_mutex_unlock(&in->hlock);
+}
+
+int sfs_fs_staging_rel(struct sfs_fs *fs, struct sfs_inode *in, char **out)
+{
+	char proc[64], buf[PATH_MAX + 1];
+	ssize_t n;
+
+	if (in->kind != SFS_IK_STAGING)
+		return -EINVAL;
+	if (in == fs->staging) {
+		*out = strdup("");
+		return *out ? 0 : -ENOMEM;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", in->fd);
+	n = readlink(proc, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	if ((size_t)n > 10 && strcmp(buf + n - 10, " (deleted)") == 0)
+		return -ENOENT;
+	if (strncmp(buf, fs->staging_real, fs->staging_real_len) != 0 ||
+	    buf[fs->staging_real_len] != '/')
+		return -ENOENT; /* moved out of staging (committed) */
+	*out = strdup(buf + fs->staging_real_len + 1);
+	return *out ? 0 : -ENOMEM;
+}
+
+static void *notifier_main(void *arg)
+{
+	struct sfs_fs *fs = arg;
+
+	pthread_mutex_lock(&fs->nlock);
+	for (;;) {
+		while (!fs->nqueue && !fs->nstop)
+			pthread_cond_wait(&fs->ncond, &fs->nlock);
+		if (!fs->nqueue && fs->nstop)
+			break;
+		struct sfs_notify *n = fs->nqueue;
+		fs->nqueue = n->next;
+		pthread_mutex_unlock(&fs->nlock);
+		int rc = fuse_lowlevel_notify_inval_entry(fs->se, n->parent, n->name, strlen(n->name));
+		if (rc && rc != -ENOENT)
+			sfs_log(LOG_DEBUG, "cannot invalidate '%s': %s", n->name, strerror(-rc));
+		free(n->name);
+		free(n);
+		pthread_mutex_lock(&fs->nlock);
+	}
+	pthread_mutex_unlock(&fs->nlock);
+	return NULL;
+}
+
+int sfs_fs_start_notifier(struct sfs_fs *fs)
+{
+	int rc = pthread_create(&fs->notifier, NULL, notifier_main, fs);
+
+	if (rc)
+		return -rc;
+	fs->notifier_started = 1;
+	return 0;
+}
+
+void sfs_fs_stop_notifier(struct sfs_fs *fs)
+{
+	if (!fs->notifier_started)
+		return;
+	pthread_mutex_lock(&fs->nlock);
+	fs->nstop = 1;
+	/* pending invalidations are moot once the session ends */
+	while (fs->nqueue) {
+		struct sfs_notify *n = fs->nqueue;
+		fs->nqueue = n->next;
+		free(n->name);
+		free(n);
+	}
+	pthread_cond_signal(&fs->ncond);
+	pthread_mutex_unlock(&fs->nlock);
+	pthread_join(fs->notifier, NULL);
+	fs->notifier_started = 0;
+}
+
+void sfs_fs_notify_entry(struct sfs_fs *fs, fuse_ino_t parent, const char *name)
+{
+	struct sfs_notify *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return;
+	n->parent = parent;
+	n->name = strdup(name);
+	if (!n->name) {
+		free(n);
+		return;
+	}
+	pthread_mutex_lock(&fs->nlock);
+	if (fs->notifier_started && !fs->nstop) {
+		struct sfs_notify **p = &fs->nqueue;
+		while (*p)
+			p = &(*p)->next;
+		*p = n;
+		n = NULL;
+		pthread_cond_signal(&fs->ncond);
+	}
+	pthread_mutex_unlock(&fs->nlock);
+	if (n) {
+		free(n->name);
+		free(n);
+	}
+}

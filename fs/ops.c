@@ -1,0 +1,1776 @@
+/*
+ * fs/ops.c - the FUSE low-level operations.
+ *
+ * staging/ is a passthrough onto the backend's staging directory (O_PATH
+ * inodes, as in libfuse's passthrough_ll.c) with the level rules of SPEC §3;
+ * canonical prefixes are a read-only view through the backend's object ops;
+ * .receipts directories are served from the index.  Every request gets
+ * exactly one reply; internal helpers return 0 or -errno and only the
+ * handlers call fuse_reply_err(req, -rc).
+ */
+#include "fs/fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+#define XATTR_COMMIT "user.stagefs.commit"
+#define XATTR_STATUS "user.stagefs.status"
+#define XATTR_META "user.stagefs.metadata"
+#define XATTR_HINT "user.stagefs.md5"
+#define XATTR_PREFIX "user.stagefs."
+#define RECEIPTS ".receipts"
+#define CANON_TIMEOUT 3600.0
+
+static struct sfs_fs *FS(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct sfs_inode *INODE(struct sfs_fs *fs, fuse_ino_t ino)
+{
+	return ino == FUSE_ROOT_ID ? &fs->root : (struct sfs_inode *)(uintptr_t)ino;
+}
+
+static fuse_ino_t INO(struct sfs_fs *fs, struct sfs_inode *in)
+{
+	return in == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)in;
+}
+
+static void procname(const struct sfs_inode *in, char *buf, size_t len)
+{
+	snprintf(buf, len, "/proc/self/fd/%d", in->fd);
+}
+
+static int is_stale(struct sfs_fs *fs, struct sfs_inode *in)
+{
+	pthread_mutex_lock(&fs->lock);
+	int s = in->stale;
+	pthread_mutex_unlock(&fs->lock);
+	return s;
+}
+
+/* A name valid at staging levels 1 and 2: [A-Za-z0-9_#]{1,64}. */
+static int valid_level_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n < 1 || n > 64)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '#'))
+			return 0;
+	}
+	return 1;
+}
+
+/* ---- inode lifecycle ---- */
+
+static struct sfs_inode *inode_new(enum sfs_ikind kind)
+{
+	struct sfs_inode *in = calloc(1, sizeof(*in));
+
+	if (!in)
+		return NULL;
+	in->kind = kind;
+	in->fd = -1;
+	pthread_mutex_init(&in->hlock, NULL);
+	return in;
+}
+
+static void inode_free(struct sfs_inode *in)
+{
+	if (in->fd >= 0)
+		close(in->fd);
+	if (in->hash.md5.ctx)
+		sfs_md5_release(&in->hash.md5);
+	pthread_mutex_destroy(&in->hlock);
+	free(in->key);
+	free(in->name);
+	free(in->tkey);
+	free(in->status);
+	free(in);
+}
+
+static int is_pinned(struct sfs_fs *fs, struct sfs_inode *in)
+{
+	return in == &fs->root || in == fs->staging || in->nlookup == UINT64_MAX;
+}
+
+static void unref_locked(struct sfs_fs *fs, struct sfs_inode *in, uint64_t n)
+{
+	if (is_pinned(fs, in))
+		return;
+	if (n > in->nlookup) {
+		sfs_log(LOG_CRIT, "inode lookup count underflow (%llu < %llu)",
+			(unsigned long long)in->nlookup, (unsigned long long)n);
+		abort();
+	}
+	in->nlookup -= n;
+	if (in->nlookup == 0) {
+		sfs_fs_table_remove_locked(fs, in);
+		inode_free(in);
+	}
+}
+
+/* Find by table key or insert `fresh` (which the table then owns); +1 lookup on the result. */
+static struct sfs_inode *intern(struct sfs_fs *fs, struct sfs_inode *fresh)
+{
+	struct sfs_inode *in;
+
+	pthread_mutex_lock(&fs->lock);
+	in = sfs_fs_table_find_locked(fs, fresh->tkey);
+	if (in) {
+		if (in->nlookup != UINT64_MAX)
+			in->nlookup++;
+		pthread_mutex_unlock(&fs->lock);
+		inode_free(fresh);
+		return in;
+	}
+	if (sfs_fs_table_insert_locked(fs, fresh) < 0) {
+		pthread_mutex_unlock(&fs->lock);
+		inode_free(fresh);
+		return NULL;
+	}
+	fresh->nlookup = 1;
+	pthread_mutex_unlock(&fs->lock);
+	return fresh;
+}
+
+/* ---- attributes ---- */
+
+static void synth_dir_attr(struct stat *st, uint64_t ino, mode_t perm)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = S_IFDIR | perm;
+	st->st_nlink = 2;
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	st->st_blksize = 4096;
+}
+
+static uint64_t key_ino(const char *key)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *key; key++) {
+		h ^= (unsigned char)*key;
+		h *= 1099511628211ULL;
+	}
+	return h | (1ULL << 63); /* keep clear of real inode numbers */
+}
+
+static void canon_attr(const struct sfs_bstat *bs, const char *key, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = key_ino(key);
+	if (S_ISDIR(bs->mode)) {
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+	} else {
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = (off_t)bs->size;
+		st->st_blocks = (blkcnt_t)((bs->size + 511) / 512);
+	}
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	st->st_blksize = 1 << 20;
+	st->st_mtim.tv_sec = bs->mtime_ns / 1000000000LL;
+	st->st_mtim.tv_nsec = bs->mtime_ns % 1000000000LL;
+	st->st_ctim = st->st_mtim;
+	st->st_atim = st->st_mtim;
+}
+
+static int staging_stat(struct sfs_inode *in, struct stat *st)
+{
+	return fstatat(in->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+static int receipt_json(struct sfs_fs *fs, struct sfs_inode *in, char **json)
+{
+	return sfs_index_receipt_get(fs->ix, in->key, in->name, json);
+}
+
+static int get_attr(struct sfs_fs *fs, struct sfs_inode *in, struct stat *st, double *timeout)
+{
+	*timeout = fs->timeout;
+	switch (in->kind) {
+	case SFS_IK_ROOT:
+		synth_dir_attr(st, FUSE_ROOT_ID, 0755);
+		return 0;
+	case SFS_IK_STAGING:
+		if (is_stale(fs, in))
+			return -ENOENT;
+		return staging_stat(in, st);
+	case SFS_IK_CANON: {
+		struct sfs_bstat bs;
+		int rc = sfs_backend_stat(fs->be, in->key, &bs);
+		if (rc == -ENOENT && in->nlookup == UINT64_MAX) {
+			synth_dir_attr(st, key_ino(in->key), 0555); /* prefix with no object yet */
+			return 0;
+		}
+		if (rc)
+			return rc;
+		canon_attr(&bs, in->key, st);
+		*timeout = CANON_TIMEOUT;
+		return 0;
+	}
+	case SFS_IK_RECEIPTS:
+		synth_dir_attr(st, key_ino(in->tkey), 0555);
+		*timeout = 0;
+		return 0;
+	case SFS_IK_RECEIPT: {
+		char *json = NULL;
+		int rc = receipt_json(fs, in, &json);
+		if (rc)
+			return rc;
+		memset(st, 0, sizeof(*st));
+		st->st_ino = key_ino(in->tkey);
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = (off_t)strlen(json);
+		st->st_uid = getuid();
+		st->st_gid = getgid();
+		st->st_blksize = 4096;
+		free(json);
+		*timeout = 0;
+		return 0;
+	}
+	}
+	return -EIO;
+}
+
+/* ---- lookup ---- */
+
+static int lookup_staging(struct sfs_fs *fs, struct sfs_inode *parent, const char *name,
+			  struct fuse_entry_param *e, struct sfs_inode **out)
+{
+	struct sfs_inode *in;
+	struct stat st;
+	char tkey[64];
+	int fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	in = inode_new(SFS_IK_STAGING);
+	snprintf(tkey, sizeof(tkey), "s:%llx:%llx", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	if (in)
+		in->tkey = strdup(tkey);
+	if (!in || !in->tkey) {
+		close(fd);
+		if (in)
+			inode_free(in);
+		return -ENOMEM;
+	}
+	in->fd = fd;
+	in->dev = st.st_dev;
+	in->ino = st.st_ino;
+	in->type = st.st_mode & S_IFMT;
+	in->depth = parent->depth >= 2 ? 3 : parent->depth + 1;
+	in = intern(fs, in);
+	if (!in)
+		return -ENOMEM;
+	e->ino = INO(fs, in);
+	e->attr = st;
+	e->attr_timeout = e->entry_timeout = fs->timeout;
+	if (out)
+		*out = in;
+	return 0;
+}
+
+static char *join_key(const char *a, const char *b)
+{
+	char *s = NULL;
+
+	if (asprintf(&s, "%s%s%s", a, a[0] ? "/" : "", b) < 0)
+		return NULL;
+	return s;
+}
+
+static int lookup_keyed(struct sfs_fs *fs, enum sfs_ikind kind, char *key, char *name,
+			char *tkey, struct fuse_entry_param *e)
+{
+	struct sfs_inode *in = inode_new(kind);
+	double timeout;
+	int rc;
+
+	if (!in || !tkey) {
+		free(key);
+		free(name);
+		free(tkey);
+		if (in)
+			inode_free(in);
+		return -ENOMEM;
+	}
+	in->key = key;
+	in->name = name;
+	in->tkey = tkey;
+	rc = get_attr(fs, in, &e->attr, &timeout);
+	if (rc) {
+		inode_free(in);
+		return rc;
+	}
+	in = intern(fs, in);
+	if (!in)
+		return -ENOMEM;
+	e->ino = INO(fs, in);
+	e->attr_timeout = e->entry_timeout = timeout;
+	return 0;
+}
+
+static char *prefixed(const char *p, const char *s)
+{
+	char *r = NULL;
+
+	return asprintf(&r, "%s%s", p, s) < 0 ? NULL : r;
+}
+
+static int do_lookup(struct sfs_fs *fs, struct sfs_inode *parent, const char *name,
+		     struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	if (strlen(name) > 255)
+		return -ENAMETOOLONG;
+	switch (parent->kind) {
+	case SFS_IK_ROOT: {
+		if (strcmp(name, "staging") == 0) {
+			double t;
+			int rc = get_attr(fs, fs->staging, &e->attr, &t);
+			if (rc)
+				return rc;
+			e->ino = INO(fs, fs->staging);
+			e->attr_timeout = e->entry_timeout = t;
+			return 0;
+		}
+		char tk[300];
+		snprintf(tk, sizeof(tk), "c:%s", name);
+		pthread_mutex_lock(&fs->lock);
+		struct sfs_inode *in = sfs_fs_table_find_locked(fs, tk);
+		int pinned = in && in->nlookup == UINT64_MAX;
+		pthread_mutex_unlock(&fs->lock);
+		if (!pinned)
+			return -ENOENT;
+		double t;
+		int rc = get_attr(fs, in, &e->attr, &t);
+		if (rc)
+			return rc;
+		e->ino = INO(fs, in);
+		e->attr_timeout = e->entry_timeout = t;
+		return 0;
+	}
+	case SFS_IK_STAGING:
+		if (is_stale(fs, parent))
+			return -ENOENT;
+		if (strcmp(name, RECEIPTS) == 0) {
+			char *rel = NULL;
+			int rc;
+			if (parent->depth < 2)
+				return -ENOENT;
+			rc = sfs_fs_staging_rel(fs, parent, &rel);
+			if (rc)
+				return rc;
+			rc = sfs_index_receipt_any(fs->ix, rel);
+			if (rc <= 0) {
+				free(rel);
+				return rc ? rc : -ENOENT;
+			}
+			return lookup_keyed(fs, SFS_IK_RECEIPTS, rel, NULL, prefixed("r:", rel), e);
+		}
+		return lookup_staging(fs, parent, name, e, NULL);
+	case SFS_IK_CANON: {
+		char *key = join_key(parent->key, name);
+		return key ? lookup_keyed(fs, SFS_IK_CANON, key, NULL, prefixed("c:", key), e)
+			   : -ENOMEM;
+	}
+	case SFS_IK_RECEIPTS: {
+		char *key = strdup(parent->key), *nm = strdup(name), *tk = NULL;
+		if (key && nm && asprintf(&tk, "f:%s/%s", key, nm) < 0)
+			tk = NULL;
+		return lookup_keyed(fs, SFS_IK_RECEIPT, key, nm, tk, e);
+	}
+	case SFS_IK_RECEIPT:
+		return -ENOTDIR;
+	}
+	return -EIO;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct sfs_fs *fs = FS(req);
+	struct fuse_entry_param e;
+	int rc = do_lookup(fs, INODE(fs, parent), name, &e);
+
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct sfs_fs *fs = FS(req);
+
+	pthread_mutex_lock(&fs->lock);
+	unref_locked(fs, INODE(fs, ino), nlookup);
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct sfs_fs *fs = FS(req);
+
+	pthread_mutex_lock(&fs->lock);
+	for (size_t i = 0; i < count; i++)
+		unref_locked(fs, INODE(fs, forgets[i].ino), forgets[i].nlookup);
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *in = INODE(fs, ino);
+	struct stat st;
+	double t;
+	int rc;
+
+	if (fi && in->kind == SFS_IK_STAGING && in->type == S_IFREG && !is_stale(fs, in))
+		rc = fstat((int)fi->fh, &st) < 0 ? -errno : 0;
+	else
+		rc = get_attr(fs, in, &st, &t);
+	t = in->kind == SFS_IK_STAGING ? fs->timeout : t;
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, t);
+}
+
+/* Mutations outside staging: canonical and virtual trees are read-only. */
+static int writable_dir(struct sfs_fs *fs, struct sfs_inode *in)
+{
+	if (fs->read_only)
+		return -EROFS;
+	switch (in->kind) {
+	case SFS_IK_STAGING:
+		return is_stale(fs, in) ? -ENOENT : 0;
+	case SFS_IK_RECEIPTS:
+	case SFS_IK_RECEIPT:
+		return -EPERM;
+	default:
+		return -EROFS;
+	}
+}
+
+/* ---- hash while writing ---- */
+
+static void hash_reset(struct sfs_inode *in)
+{
+	pthread_mutex_lock(&in->hlock);
+	if (in->hash.md5.ctx)
+		sfs_md5_release(&in->hash.md5);
+	in->hash.valid = sfs_md5_init(&in->hash.md5) == 0;
+	in->hash.off = 0;
+	pthread_mutex_unlock(&in->hlock);
+}
+
+static void hash_invalidate(struct sfs_inode *in)
+{
+	pthread_mutex_lock(&in->hlock);
+	if (in->hash.md5.ctx)
+		sfs_md5_release(&in->hash.md5);
+	in->hash.valid = 0;
+	pthread_mutex_unlock(&in->hlock);
+}
+
+static void hash_write(struct sfs_inode *in, const void *buf, size_t n, off_t off)
+{
+	pthread_mutex_lock(&in->hlock);
+	if (in->hash.valid) {
+		if ((uint64_t)off == in->hash.off) {
+			sfs_md5_update(&in->hash.md5, buf, n);
+			in->hash.off += n;
+		} else {
+			sfs_md5_release(&in->hash.md5);
+			in->hash.valid = 0;
+		}
+	}
+	pthread_mutex_unlock(&in->hlock);
+}
+
+/* Persist the digest of a file whose every byte was hashed in order (see commit.c). */
+static void hash_save(struct sfs_inode *in, int fd)
+{
+	struct sfs_md5 copy = {0};
+	unsigned char md[16];
+	char hex[33], val[80];
+	struct stat st;
+	int ok = 0;
+
+	pthread_mutex_lock(&in->hlock);
+	if (in->hash.valid && fstat(fd, &st) == 0 && (uint64_t)st.st_size == in->hash.off &&
+	    sfs_md5_copy(&copy, &in->hash.md5) == 0)
+		ok = 1;
+	pthread_mutex_unlock(&in->hlock);
+	if (!ok)
+		return;
+	sfs_md5_final(&copy, md);
+	sfs_md5_hex(md, hex);
+	snprintf(val, sizeof(val), "%s %llu", hex, (unsigned long long)st.st_size);
+	if (fsetxattr(fd, XATTR_HINT, val, strlen(val), 0) < 0)
+		sfs_log(LOG_DEBUG, "cannot store md5 hint: %s", strerror(errno));
+}
+
+/* ---- setattr ---- */
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
+		       struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *in = INODE(fs, ino);
+	char proc[64];
+	int rc = 0;
+
+	if (in->kind != SFS_IK_STAGING || fs->read_only) {
+		fuse_reply_err(req, (in->kind == SFS_IK_RECEIPT || in->kind == SFS_IK_RECEIPTS) &&
+					    !fs->read_only
+				    ? EPERM
+				    : EROFS);
+		return;
+	}
+	if (is_stale(fs, in)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	procname(in, proc, sizeof(proc));
+	if (valid & FUSE_SET_ATTR_MODE) {
+		if (fi)
+			rc = fchmod((int)fi->fh, attr->st_mode);
+		else if (in->type == S_IFLNK)
+			rc = 0; /* symlink modes are meaningless on Linux */
+		else
+			rc = chmod(proc, attr->st_mode);
+		if (rc < 0)
+			goto err;
+	}
+	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+		if (fchownat(in->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			goto err;
+	}
+	if (valid & FUSE_SET_ATTR_SIZE) {
+		pthread_mutex_lock(&fs->lock);
+		int busy = in->committing;
+		pthread_mutex_unlock(&fs->lock);
+		if (busy) {
+			errno = EBUSY;
+			goto err;
+		}
+		if (fi)
+			rc = ftruncate((int)fi->fh, attr->st_size);
+		else
+			rc = truncate(proc, attr->st_size);
+		if (rc < 0)
+			goto err;
+		(void)removexattr(proc, XATTR_HINT);
+		if (attr->st_size == 0)
+			hash_reset(in);
+		else
+			hash_invalidate(in);
+	}
+	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		struct timespec tv[2];
+		tv[0].tv_sec = tv[1].tv_sec = 0;
+		tv[0].tv_nsec = tv[1].tv_nsec = UTIME_OMIT;
+		if (valid & FUSE_SET_ATTR_ATIME_NOW)
+			tv[0].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_ATIME)
+			tv[0] = attr->st_atim;
+		if (valid & FUSE_SET_ATTR_MTIME_NOW)
+			tv[1].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_MTIME)
+			tv[1] = attr->st_mtim;
+		if (fi)
+			rc = futimens((int)fi->fh, tv);
+		else if (in->type == S_IFLNK)
+			rc = utimensat(in->fd, "", tv, AT_EMPTY_PATH);
+		else
+			rc = utimensat(AT_FDCWD, proc, tv, 0);
+		if (rc < 0)
+			goto err;
+	}
+	op_getattr(req, ino, fi);
+	return;
+err:
+	fuse_reply_err(req, errno);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *in = INODE(fs, ino);
+	char buf[PATH_MAX + 1];
+
+	if (in->kind != SFS_IK_STAGING) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	ssize_t n = readlinkat(in->fd, "", buf, sizeof(buf));
+	if (n < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	if ((size_t)n == sizeof(buf)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	buf[n] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+/* ---- creating entries ---- */
+
+/* May `name` of type `type` be created in `parent`?  0 or -errno (SPEC §3 level rules). */
+static int may_create(struct sfs_fs *fs, struct sfs_inode *parent, const char *name, mode_t type)
+{
+	int rc = writable_dir(fs, parent);
+
+	if (rc)
+		return rc;
+	if (strlen(name) > 255)
+		return -ENAMETOOLONG;
+	if (parent->depth < 2) {
+		if (type != S_IFDIR)
+			return -EPERM;
+		return valid_level_name(name) ? 0 : -EINVAL;
+	}
+	if (strcmp(name, RECEIPTS) == 0)
+		return -EPERM;
+	return 0;
+}
+
+static void chown_to_caller(fuse_req_t req, int dirfd, const char *name)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	if (geteuid() == 0 && ctx && (ctx->uid != 0 || ctx->gid != 0))
+		(void)fchownat(dirfd, name, ctx->uid, ctx->gid, AT_SYMLINK_NOFOLLOW);
+}
+
+static void reply_new_entry(fuse_req_t req, struct sfs_fs *fs, struct sfs_inode *parent,
+			    const char *name)
+{
+	struct fuse_entry_param e;
+	int rc;
+
+	chown_to_caller(req, parent->fd, name);
+	rc = do_lookup(fs, parent, name, &e);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *p = INODE(fs, parent);
+	int rc = may_create(fs, p, name, mode & S_IFMT);
+
+	if (!rc && (S_ISCHR(mode) || S_ISBLK(mode)))
+		rc = -EPERM; /* no device nodes in a data store */
+	if (!rc && mknodat(p->fd, name, mode, rdev) < 0)
+		rc = -errno;
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_new_entry(req, fs, p, name);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *p = INODE(fs, parent);
+	int rc = may_create(fs, p, name, S_IFDIR);
+
+	if (!rc && mkdirat(p->fd, name, mode) < 0)
+		rc = -errno;
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_new_entry(req, fs, p, name);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *p = INODE(fs, parent);
+	int rc = may_create(fs, p, name, S_IFLNK);
+
+	if (!rc && symlinkat(link, p->fd, name) < 0)
+		rc = -errno;
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_new_entry(req, fs, p, name);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *in = INODE(fs, ino), *p = INODE(fs, newparent);
+	char proc[64];
+	int rc = may_create(fs, p, newname, S_IFREG);
+
+	if (!rc && in->kind != SFS_IK_STAGING)
+		rc = in->kind == SFS_IK_CANON ? -EROFS : -EPERM;
+	if (!rc && is_stale(fs, in))
+		rc = -ENOENT;
+	if (!rc) {
+		procname(in, proc, sizeof(proc));
+		if (linkat(AT_FDCWD, proc, p->fd, newname, AT_SYMLINK_FOLLOW) < 0)
+			rc = -errno;
+	}
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_new_entry(req, fs, p, newname);
+}
+
+/* Tell the backend (S3 mirrors the namespace) that rel under parent changed. */
+static void backend_unlinked(struct sfs_fs *fs, struct sfs_inode *parent, const char *name,
+			     int is_dir)
+{
+	char *rel = NULL, *full = NULL;
+
+	if (!fs->be->ops->staged_unlink || sfs_fs_staging_rel(fs, parent, &rel))
+		return;
+	full = join_key(rel, name);
+	if (full) {
+		int rc = sfs_backend_staged_unlink(fs->be, full, is_dir);
+		if (rc && rc != -ENOENT)
+			sfs_log(LOG_WARNING, "cannot remove staged '%s' from the store: %s", full,
+				strerror(-rc));
+	}
+	free(full);
+	free(rel);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *p = INODE(fs, parent);
+	int rc;
+
+	if (p->kind == SFS_IK_RECEIPTS && !fs->read_only) {
+		rc = sfs_index_receipt_delete(fs->ix, p->key, name);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	rc = writable_dir(fs, p);
+	if (!rc && strcmp(name, RECEIPTS) == 0)
+		rc = -EPERM;
+	if (!rc && unlinkat(p->fd, name, 0) < 0)
+		rc = -errno;
+	if (!rc)
+		backend_unlinked(fs, p, name, 0);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *p = INODE(fs, parent);
+	int rc = writable_dir(fs, p);
+
+	if (!rc && strcmp(name, RECEIPTS) == 0)
+		rc = -EPERM;
+	if (!rc && unlinkat(p->fd, name, AT_REMOVEDIR) < 0)
+		rc = -errno;
+	if (!rc)
+		backend_unlinked(fs, p, name, 1);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *p = INODE(fs, parent), *np = INODE(fs, newparent);
+	int rc = writable_dir(fs, p);
+
+	if (!rc)
+		rc = writable_dir(fs, np);
+	if (!rc && (strcmp(name, RECEIPTS) == 0 || strcmp(newname, RECEIPTS) == 0))
+		rc = -EPERM;
+	if (!rc && strlen(newname) > 255)
+		rc = -ENAMETOOLONG;
+	/* levels 1 and 2 hold only directories: entries move within their level */
+	if (!rc && (p->depth >= 2 ? 2 : p->depth) != (np->depth >= 2 ? 2 : np->depth))
+		rc = -EPERM;
+	if (!rc && np->depth < 2 && !valid_level_name(newname))
+		rc = -EINVAL;
+	if (!rc) {
+		struct stat st;
+		if (fstatat(p->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			pthread_mutex_lock(&fs->lock);
+			struct sfs_inode *src = sfs_fs_find_staging_locked(fs, st.st_dev, st.st_ino);
+			if (src && src->committing)
+				rc = -EBUSY;
+			pthread_mutex_unlock(&fs->lock);
+		}
+	}
+	if (!rc && renameat2(p->fd, name, np->fd, newname, flags) < 0)
+		rc = -errno;
+	if (!rc && fs->be->ops->staged_rename) {
+		char *a = NULL, *b = NULL, *fa = NULL, *fb = NULL;
+		if (!sfs_fs_staging_rel(fs, p, &a) && !sfs_fs_staging_rel(fs, np, &b)) {
+			fa = join_key(a, name);
+			fb = join_key(b, newname);
+			if (fa && fb && sfs_backend_staged_rename(fs->be, fa, fb) < 0)
+				sfs_log(LOG_WARNING, "cannot rename staged '%s' in the store", fa);
+		}
+		free(a);
+		free(b);
+		free(fa);
+		free(fb);
+	}
+	fuse_reply_err(req, -rc);
+}
+
+/* ---- files ---- */
+
+/* Adjust open flags for the passthrough fd: the writeback cache needs to read. */
+static int open_flags(struct sfs_fs *fs, int flags)
+{
+	if (fs->writeback) {
+		if ((flags & O_ACCMODE) == O_WRONLY)
+			flags = (flags & ~O_ACCMODE) | O_RDWR;
+		flags &= ~O_APPEND; /* the kernel handles append with the cache */
+	}
+	return (flags & ~O_NOFOLLOW) | O_CLOEXEC;
+}
+
+static int is_write(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
+/* Account a new write handle on a staged file; sets up hashing.  -EBUSY while committing. */
+static int writer_enter(struct sfs_fs *fs, struct sfs_inode *in, int fd, int flags)
+{
+	int first;
+
+	pthread_mutex_lock(&fs->lock);
+	if (in->committing || in->stale) {
+		pthread_mutex_unlock(&fs->lock);
+		return in->stale ? -ENOENT : -EBUSY;
+	}
+	first = in->writers++ == 0;
+	pthread_mutex_unlock(&fs->lock);
+	if (first) {
+		struct stat st;
+		/* the stored digest no longer describes what will be written */
+		if (fremovexattr(fd, XATTR_HINT) < 0 && errno != ENODATA && errno != ENOTSUP)
+			sfs_log(LOG_DEBUG, "cannot drop md5 hint: %s", strerror(errno));
+		if ((flags & O_TRUNC) || (fstat(fd, &st) == 0 && st.st_size == 0))
+			hash_reset(in);
+		else
+			hash_invalidate(in);
+	}
+	return 0;
+}
+
+static void writer_leave(struct sfs_fs *fs, struct sfs_inode *in, int fd)
+{
+	int last;
+
+	pthread_mutex_lock(&fs->lock);
+	last = --in->writers == 0;
+	pthread_mutex_unlock(&fs->lock);
+	if (last)
+		hash_save(in, fd);
+	if (fs->be->ops->staged_sync && strcmp(fs->be->ops->name, "file") != 0) {
+		char *rel = NULL;
+		if (sfs_fs_staging_rel(fs, in, &rel) == 0) {
+			int rc = sfs_backend_staged_sync(fs->be, rel, fd, 0);
+			if (rc)
+				sfs_log(LOG_ERR, "cannot store staged '%s': %s", rel, strerror(-rc));
+		}
+		free(rel);
+	}
+}
+
+struct canon_fh {
+	struct sfs_bfile *f;
+};
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *in = INODE(fs, ino);
+	int rc = 0;
+
+	switch (in->kind) {
+	case SFS_IK_STAGING: {
+		char proc[64];
+		if (is_write(fi->flags) && fs->read_only) {
+			rc = -EROFS;
+			break;
+		}
+		if (is_stale(fs, in)) {
+			rc = -ENOENT;
+			break;
+		}
+		procname(in, proc, sizeof(proc));
+		int fd = open(proc, open_flags(fs, fi->flags));
+		if (fd < 0) {
+			rc = -errno;
+			break;
+		}
+		if (is_write(fi->flags)) {
+			rc = writer_enter(fs, in, fd, fi->flags);
+			if (rc) {
+				close(fd);
+				break;
+			}
+		}
+		fi->fh = (uint64_t)fd;
+		fi->keep_cache = 1; /* we are the only writer of the staging tree */
+		fi->parallel_direct_writes = 1;
+		fuse_reply_open(req, fi);
+		return;
+	}
+	case SFS_IK_CANON: {
+		if (is_write(fi->flags)) {
+			rc = -EROFS;
+			break;
+		}
+		struct sfs_bfile *f = NULL;
+		rc = sfs_backend_open_obj(fs->be, in->key, &f);
+		if (rc)
+			break;
+		fi->fh = (uint64_t)(uintptr_t)f;
+		fi->keep_cache = 1; /* canonical objects never change */
+		fuse_reply_open(req, fi);
+		return;
+	}
+	case SFS_IK_RECEIPT: {
+		if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+			rc = fs->read_only ? -EROFS : -EPERM;
+			break;
+		}
+		char *json = NULL;
+		rc = receipt_json(fs, in, &json);
+		if (rc)
+			break;
+		fi->fh = (uint64_t)(uintptr_t)json;
+		fi->direct_io = 1;
+		fuse_reply_open(req, fi);
+		return;
+	}
+	default:
+		rc = -EISDIR;
+	}
+	fuse_reply_err(req, -rc);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *p = INODE(fs, parent), *in = NULL;
+	struct fuse_entry_param e;
+	int fd = -1;
+	int rc = may_create(fs, p, name, S_IFREG);
+
+	if (rc)
+		goto err;
+	fd = openat(p->fd, name, open_flags(fs, fi->flags) | O_CREAT, mode);
+	if (fd < 0) {
+		rc = -errno;
+		goto err;
+	}
+	chown_to_caller(req, p->fd, name);
+	memset(&e, 0, sizeof(e));
+	rc = lookup_staging(fs, p, name, &e, &in);
+	if (rc)
+		goto err;
+	rc = writer_enter(fs, in, fd, fi->flags);
+	if (rc) {
+		pthread_mutex_lock(&fs->lock);
+		unref_locked(fs, in, 1);
+		pthread_mutex_unlock(&fs->lock);
+		goto err;
+	}
+	fi->fh = (uint64_t)fd;
+	fi->keep_cache = 1;
+	fi->parallel_direct_writes = 1;
+	fuse_reply_create(req, &e, fi);
+	return;
+err:
+	if (fd >= 0)
+		close(fd);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *in = INODE(fs, ino);
+
+	if (in->kind == SFS_IK_STAGING) {
+		struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		buf.buf[0].fd = (int)fi->fh;
+		buf.buf[0].pos = off;
+		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+		return;
+	}
+	if (in->kind == SFS_IK_RECEIPT) {
+		const char *json = (const char *)(uintptr_t)fi->fh;
+		size_t len = strlen(json);
+		if ((size_t)off >= len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, json + off, len - (size_t)off < size ? len - (size_t)off : size);
+		return;
+	}
+	char *buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = sfs_backend_pread(fs->be, (struct sfs_bfile *)(uintptr_t)fi->fh, buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *in = INODE(fs, ino);
+	size_t done = 0;
+
+	if (in->kind != SFS_IK_STAGING) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	while (done < size) {
+		ssize_t w = pwrite((int)fi->fh, buf + done, size - done, off + (off_t)done);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			hash_invalidate(in);
+			if (done == 0) {
+				fuse_reply_err(req, e);
+				return;
+			}
+			break;
+		}
+		done += (size_t)w;
+	}
+	hash_write(in, buf, done, off);
+	fuse_reply_write(req, done);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *in = INODE(fs, ino);
+
+	switch (in->kind) {
+	case SFS_IK_STAGING:
+		if (is_write(fi->flags))
+			writer_leave(fs, in, (int)fi->fh);
+		close((int)fi->fh);
+		break;
+	case SFS_IK_CANON:
+		sfs_backend_close_obj(fs->be, (struct sfs_bfile *)(uintptr_t)fi->fh);
+		break;
+	case SFS_IK_RECEIPT:
+		free((char *)(uintptr_t)fi->fh);
+		break;
+	default:
+		break;
+	}
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *in = INODE(fs, ino);
+	int rc = 0;
+
+	if (in->kind != SFS_IK_STAGING) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	if ((datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh)) < 0)
+		rc = -errno;
+	if (!rc && strcmp(fs->be->ops->name, "file") != 0) {
+		char *rel = NULL;
+		rc = sfs_fs_staging_rel(fs, in, &rel);
+		if (!rc)
+			rc = sfs_backend_staged_sync(fs->be, rel, (int)fi->fh, 1);
+		free(rel);
+	}
+	fuse_reply_err(req, -rc);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *in = INODE(fs, ino);
+
+	if (in->kind != SFS_IK_STAGING) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (fallocate((int)fi->fh, mode, off, len) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	if (!(mode & FALLOC_FL_KEEP_SIZE) || (mode & FALLOC_FL_PUNCH_HOLE))
+		hash_invalidate(in);
+	fuse_reply_err(req, 0);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *in = INODE(fs, ino);
+
+	if (in->kind != SFS_IK_STAGING) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	off_t r = lseek((int)fi->fh, off, whence);
+	if (r < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+		     struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
+		     size_t out_bufsz)
+{
+	fuse_reply_err(req, ENOTTY);
+}
+
+/* ---- directories ---- */
+
+struct dent {
+	char *name;
+	mode_t type;
+	uint64_t ino;
+};
+
+struct dirh {
+	struct dent *e;
+	size_t n, cap;
+	struct sfs_inode *in;
+};
+
+static int dirh_add(struct dirh *d, const char *name, mode_t type, uint64_t ino)
+{
+	if (d->n == d->cap) {
+		size_t ncap = d->cap ? d->cap * 2 : 64;
+		struct dent *ne = realloc(d->e, ncap * sizeof(*ne));
+		if (!ne)
+			return -ENOMEM;
+		d->e = ne;
+		d->cap = ncap;
+	}
+	d->e[d->n].name = strdup(name);
+	if (!d->e[d->n].name)
+		return -ENOMEM;
+	d->e[d->n].type = type;
+	d->e[d->n].ino = ino;
+	d->n++;
+	return 0;
+}
+
+static void dirh_free(struct dirh *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++)
+		free(d->e[i].name);
+	free(d->e);
+	free(d);
+}
+
+static int list_cb(void *arg, const char *name, const struct sfs_bstat *st)
+{
+	return dirh_add(arg, name, st->mode & S_IFMT, 0);
+}
+
+static int receipt_cb(void *arg, const char *name, int64_t size)
+{
+	return dirh_add(arg, name, S_IFREG, 0);
+}
+
+static int dirh_fill(struct sfs_fs *fs, struct dirh *d)
+{
+	struct sfs_inode *in = d->in;
+	int rc = dirh_add(d, ".", S_IFDIR, 0);
+
+	if (!rc)
+		rc = dirh_add(d, "..", S_IFDIR, 0);
+	if (rc)
+		return rc;
+	switch (in->kind) {
+	case SFS_IK_ROOT:
+		rc = dirh_add(d, "staging", S_IFDIR, 0);
+		pthread_mutex_lock(&fs->lock);
+		for (size_t i = 0; !rc && i < fs->table_size; i++)
+			for (struct sfs_inode *c = fs->table[i]; !rc && c; c = c->next)
+				if (c->kind == SFS_IK_CANON && c->nlookup == UINT64_MAX)
+					rc = dirh_add(d, c->key, S_IFDIR, 0);
+		pthread_mutex_unlock(&fs->lock);
+		return rc;
+	case SFS_IK_STAGING: {
+		if (is_stale(fs, in))
+			return -ENOENT;
+		int fd = openat(in->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		DIR *dp = fdopendir(fd);
+		if (!dp) {
+			rc = -errno;
+			close(fd);
+			return rc;
+		}
+		struct dirent *de;
+		while (!rc && (errno = 0, de = readdir(dp)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+				continue;
+			rc = dirh_add(d, de->d_name, (mode_t)DTTOIF(de->d_type), de->d_ino);
+		}
+		if (!rc && errno)
+			rc = -errno;
+		closedir(dp);
+		if (!rc && in->depth >= 2) {
+			char *rel = NULL;
+			if (sfs_fs_staging_rel(fs, in, &rel) == 0 &&
+			    sfs_index_receipt_any(fs->ix, rel) > 0)
+				rc = dirh_add(d, RECEIPTS, S_IFDIR, 0);
+			free(rel);
+		}
+		return rc;
+	}
+	case SFS_IK_CANON:
+		rc = sfs_backend_list(fs->be, in->key, list_cb, d);
+		if (rc == -ENOENT && in->nlookup == UINT64_MAX)
+			rc = 0;
+		return rc;
+	case SFS_IK_RECEIPTS:
+		return sfs_index_receipt_list(fs->ix, in->key, receipt_cb, d);
+	default:
+		return -ENOTDIR;
+	}
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = FS(req);
+	struct dirh *d = calloc(1, sizeof(*d));
+	int rc;
+
+	if (!d) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	d->in = INODE(fs, ino);
+	rc = dirh_fill(fs, d);
+	if (rc) {
+		dirh_free(d);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	fi->cache_readdir = 0;
+	fuse_reply_open(req, fi);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, int plus)
+{
+	struct sfs_fs *fs = FS(req);
+	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
+	char *buf = malloc(size), *p = buf;
+	size_t rem = size;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = (size_t)off; i < d->n; i++) {
+		struct dent *de = &d->e[i];
+		size_t need;
+		int dots = strcmp(de->name, ".") == 0 || strcmp(de->name, "..") == 0;
+
+		if (plus) {
+			struct fuse_entry_param e;
+			memset(&e, 0, sizeof(e));
+			if (dots || do_lookup(fs, d->in, de->name, &e) != 0) {
+				e.attr.st_ino = de->ino;
+				e.attr.st_mode = de->type;
+				e.ino = 0;
+			}
+			need = fuse_add_direntry_plus(req, p, rem, de->name, &e, (off_t)(i + 1));
+			if (need > rem) {
+				if (e.ino) {
+					pthread_mutex_lock(&fs->lock);
+					unref_locked(fs, INODE(fs, e.ino), 1);
+					pthread_mutex_unlock(&fs->lock);
+				}
+				break;
+			}
+		} else {
+			struct stat st;
+			memset(&st, 0, sizeof(st));
+			st.st_ino = de->ino;
+			st.st_mode = de->type;
+			need = fuse_add_direntry(req, p, rem, de->name, &st, (off_t)(i + 1));
+			if (need > rem)
+				break;
+		}
+		p += need;
+		rem -= need;
+	}
+	fuse_reply_buf(req, buf, size - rem);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, 0);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, 1);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	dirh_free((struct dirh *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *in = INODE(fs, ino);
+	int rc = 0;
+
+	if (in->kind == SFS_IK_STAGING) {
+		int fd = openat(in->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || fsync(fd) < 0)
+			rc = -errno;
+		if (fd >= 0)
+			close(fd);
+	}
+	fuse_reply_err(req, -rc);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct sfs_fs *fs = FS(req);
+	struct statvfs sv;
+
+	if (fstatvfs(fs->staging_fd, &sv) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	if (fs->read_only)
+		sv.f_flag |= ST_RDONLY;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* ---- extended attributes ---- */
+
+static void reply_xattr_value(fuse_req_t req, const char *val, size_t len, size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, val, len);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *in = INODE(fs, ino);
+	char proc[64];
+	int rc;
+
+	if (in->kind != SFS_IK_STAGING || fs->read_only) {
+		fuse_reply_err(req, (in->kind == SFS_IK_RECEIPT || in->kind == SFS_IK_RECEIPTS) &&
+					    !fs->read_only
+				    ? EPERM
+				    : EROFS);
+		return;
+	}
+	if (strcmp(name, XATTR_COMMIT) == 0) {
+		rc = sfs_commit(fs, in, value, size);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) == 0) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (is_stale(fs, in)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (in->type == S_IFLNK) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	procname(in, proc, sizeof(proc));
+	rc = setxattr(proc, name, value, size, flags) < 0 ? -errno : 0;
+	fuse_reply_err(req, -rc);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *in = INODE(fs, ino);
+	char proc[64];
+
+	if (in->kind == SFS_IK_CANON && strcmp(name, XATTR_META) == 0) {
+		char *json = NULL;
+		int rc = sfs_index_object_metadata(fs->ix, in->key, &json);
+		if (rc)
+			fuse_reply_err(req, rc == -ENOENT ? ENODATA : -rc);
+		else
+			reply_xattr_value(req, json, strlen(json), size);
+		free(json);
+		return;
+	}
+	if (in->kind != SFS_IK_STAGING) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	if (strcmp(name, XATTR_STATUS) == 0) {
+		char buf[512];
+		pthread_mutex_lock(&in->hlock);
+		snprintf(buf, sizeof(buf), "%s", in->status ? in->status : "staged");
+		pthread_mutex_unlock(&in->hlock);
+		if (is_stale(fs, in) && !in->status)
+			snprintf(buf, sizeof(buf), "committed");
+		reply_xattr_value(req, buf, strlen(buf), size);
+		return;
+	}
+	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) == 0 || in->type == S_IFLNK) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	procname(in, proc, sizeof(proc));
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = getxattr(proc, name, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *in = INODE(fs, ino);
+	char proc[64];
+
+	if (in->kind != SFS_IK_STAGING || in->type == S_IFLNK) {
+		reply_xattr_value(req, "", 0, size);
+		return;
+	}
+	procname(in, proc, sizeof(proc));
+	ssize_t n = listxattr(proc, NULL, 0);
+	if (n < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	char *raw = malloc((size_t)n + 1), *out = malloc((size_t)n + 1);
+	if (!raw || !out) {
+		free(raw);
+		free(out);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = listxattr(proc, raw, (size_t)n);
+	size_t olen = 0;
+	for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(raw + i) + 1) {
+		size_t l = strlen(raw + i) + 1;
+		if (strncmp(raw + i, XATTR_PREFIX, strlen(XATTR_PREFIX)) == 0)
+			continue; /* our own bookkeeping is not the user's */
+		memcpy(out + olen, raw + i, l);
+		olen += l;
+	}
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else
+		reply_xattr_value(req, out, olen, size);
+	free(raw);
+	free(out);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *in = INODE(fs, ino);
+	char proc[64];
+
+	if (in->kind != SFS_IK_STAGING || fs->read_only) {
+		fuse_reply_err(req, fs->read_only || in->kind == SFS_IK_CANON ? EROFS : EPERM);
+		return;
+	}
+	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) == 0) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	procname(in, proc, sizeof(proc));
+	fuse_reply_err(req, removexattr(proc, name) < 0 ? errno : 0);
+}
+
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *in = INODE(fs, ino);
+
+	if ((mask & W_OK) && (fs->read_only || in->kind == SFS_IK_CANON))
+		fuse_reply_err(req, EROFS);
+	else
+		fuse_reply_err(req, 0);
+}
+
+/* ---- session ---- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct sfs_fs *fs = userdata;
+
+	if (fs->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	else
+		fs->writeback = 0;
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	if (conn->capable & FUSE_CAP_ASYNC_DIO)
+		conn->want |= FUSE_CAP_ASYNC_DIO;
+	/* locks are handled by the kernel: no lock ops are implemented */
+	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	conn->max_readahead = 1 << 20;
+	sfs_log(LOG_INFO, "mounted: writeback cache %s", fs->writeback ? "on" : "off");
+}
+
+static void op_destroy(void *userdata)
+{
+	struct sfs_fs *fs = userdata;
+	int rc = sfs_backend_sync(fs->be);
+
+	if (rc)
+		sfs_log(LOG_ERR, "cannot flush the store at unmount: %s", strerror(-rc));
+}
+
+const struct fuse_lowlevel_ops sfs_fs_ops = {
+	.init = op_init,
+	.destroy = op_destroy,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
+	.ioctl = op_ioctl,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.access = op_access,
+};
+
+/* ---- setup ---- */
+
+static int pin_canon_root(struct sfs_fs *fs, const char *prefix)
+{
+	char seg[256];
+	size_t n = strcspn(prefix, "/");
+
+	if (n == 0 || n >= sizeof(seg))
+		return 0;
+	memcpy(seg, prefix, n);
+	seg[n] = '\0';
+	struct sfs_inode *in = inode_new(SFS_IK_CANON);
+	if (!in)
+		return -ENOMEM;
+	in->key = strdup(seg);
+	in->tkey = prefixed("c:", seg);
+	if (!in->key || !in->tkey) {
+		inode_free(in);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&fs->lock);
+	int rc = 0;
+	if (!sfs_fs_table_find_locked(fs, in->tkey)) {
+		in->nlookup = UINT64_MAX; /* pinned */
+		rc = sfs_fs_table_insert_locked(fs, in);
+		in = rc ? in : NULL;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (in)
+		inode_free(in);
+	return rc;
+}
+
+int sfs_fs_init(struct sfs_fs *fs, struct sfs_config *cfg, struct sfs_backend *be,
+		struct sfs_index *ix)
+{
+	char proc[64], buf[PATH_MAX + 1];
+	int rc;
+
+	memset(fs, 0, sizeof(*fs));
+	fs->cfg = cfg;
+	fs->be = be;
+	fs->ix = ix;
+	fs->staging_fd = -1;
+	fs->read_only = cfg->read_only;
+	fs->writeback = 1;
+	fs->timeout = 1.0;
+	pthread_mutex_init(&fs->lock, NULL);
+	pthread_mutex_init(&fs->nlock, NULL);
+	pthread_cond_init(&fs->ncond, NULL);
+	fs->root.kind = SFS_IK_ROOT;
+	fs->root.fd = -1;
+	pthread_mutex_init(&fs->root.hlock, NULL);
+
+	fs->staging_fd = sfs_backend_staging_dir(be);
+	if (fs->staging_fd < 0)
+		return fs->staging_fd;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fs->staging_fd);
+	ssize_t n = readlink(proc, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	fs->staging_real = strdup(buf);
+	if (!fs->staging_real)
+		return -ENOMEM;
+	fs->staging_real_len = (size_t)n;
+
+	fs->staging = inode_new(SFS_IK_STAGING);
+	if (!fs->staging)
+		return -ENOMEM;
+	fs->staging->fd = openat(fs->staging_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fs->staging->fd < 0)
+		return -errno;
+	fs->staging->type = S_IFDIR;
+	fs->staging->depth = 0;
+	fs->staging->nlookup = UINT64_MAX;
+	rc = pin_canon_root(fs, cfg->schema_prefix ? cfg->schema_prefix : "_schema");
+	if (!rc)
+		rc = pin_canon_root(fs, cfg->hash_prefix ? cfg->hash_prefix : "_hash");
+	return rc;
+}
+
+void sfs_fs_release(struct sfs_fs *fs)
+{
+	sfs_fs_stop_notifier(fs);
+	for (size_t i = 0; i < fs->table_size; i++) {
+		struct sfs_inode *in = fs->table[i], *next;
+		for (; in; in = next) {
+			next = in->next;
+			inode_free(in);
+		}
+	}
+	free(fs->table);
+	fs->table = NULL;
+	if (fs->staging)
+		inode_free(fs->staging);
+	if (fs->staging_fd >= 0)
+		close(fs->staging_fd);
+	free(fs->staging_real);
+	pthread_mutex_destroy(&fs->root.hlock);
+	free(fs->root.status);
+	pthread_mutex_destroy(&fs->lock);
+	pthread_mutex_destroy(&fs->nlock);
+	pthread_cond_destroy(&fs->ncond);
+}
