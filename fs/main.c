@@ -1,0 +1,277 @@
+/*
+ * fs/main.c - `stagefs [options] SOURCE MOUNTPOINT` and the subcommand dispatch.
+ *
+ * Everything is validated before fuse_session_mount: a malformed config exits
+ * 2, an unreachable store exits 1, both with "stagefs: <what>: <why>".
+ */
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "common/log.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: stagefs [options] SOURCE MOUNTPOINT\n"
+		"       stagefs COMMAND [args]   (commit, status, publish, snapshots, fsck,\n"
+		"                                 reindex, gc; see `stagefs COMMAND --help`)\n"
+		"\n"
+		"SOURCE is a store directory, a file:///dir or s3://bucket/prefix?endpoint=..\n"
+		"URL, or a config file (see mount.conf.example).\n"
+		"\n"
+		"options:\n"
+		"  -f                 stay in the foreground\n"
+		"  -d                 debug output (implies -f)\n"
+		"  -s                 single-threaded\n"
+		"  -o opt[,opt...]    ro, allow_other, default_permissions and every config key\n"
+		"                     as key=value (backend, location, endpoint, bucket, region,\n"
+		"                     path_style, store_name, schema_prefix, hash_prefix,\n"
+		"                     subfolding, partition_pattern, token_length, index,\n"
+		"                     cache_dir, cache_size, snapshot, ...); secret_key only in\n"
+		"                     a config file or the environment\n"
+		"  -V, --version      print the version\n"
+		"  -h, --help         this help\n"
+		"\n"
+		"Unmount with `fusermount3 -u MOUNTPOINT` (or umount).\n");
+}
+
+struct mount_args {
+	const char *source, *mountpoint;
+	int foreground, debug, single;
+	char *opts; /* all -o values joined with ',' */
+};
+
+static int add_opts(struct mount_args *m, const char *o)
+{
+	char *n = NULL;
+
+	if (asprintf(&n, "%s%s%s", m->opts ? m->opts : "", m->opts ? "," : "", o) < 0)
+		return -ENOMEM;
+	free(m->opts);
+	m->opts = n;
+	return 0;
+}
+
+/* Returns 0, 1 (help/version printed: exit 0) or 2 (usage error). */
+static int parse_args(int argc, char **argv, struct mount_args *m)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
+			return 1;
+		} else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+			printf("stagefs %s (libfuse %s, %s)\n", SFS_VERSION, fuse_pkgversion(),
+			       curl_version());
+			return 1;
+		} else if (strcmp(a, "-f") == 0) {
+			m->foreground = 1;
+		} else if (strcmp(a, "-d") == 0) {
+			m->debug = m->foreground = 1;
+		} else if (strcmp(a, "-s") == 0) {
+			m->single = 1;
+		} else if (strcmp(a, "-o") == 0) {
+			if (++i >= argc) {
+				fprintf(stderr, "stagefs: -o: missing options\n");
+				return 2;
+			}
+			if (add_opts(m, argv[i]))
+				return 2;
+		} else if (strncmp(a, "-o", 2) == 0) {
+			if (add_opts(m, a + 2))
+				return 2;
+		} else if (a[0] == '-' && a[1]) {
+			fprintf(stderr, "stagefs: unknown option '%s' (see --help)\n", a);
+			return 2;
+		} else if (!m->source) {
+			m->source = a;
+		} else if (!m->mountpoint) {
+			m->mountpoint = a;
+		} else {
+			fprintf(stderr, "stagefs: unexpected argument '%s'\n", a);
+			return 2;
+		}
+	}
+	if (!m->source || !m->mountpoint) {
+		usage(stderr);
+		return 2;
+	}
+	return 0;
+}
+
+/* Build libfuse's argv: program, -d, and the mount options it understands. */
+static int fuse_argv(struct fuse_args *fa, const struct mount_args *m,
+		     const struct sfs_config *cfg, const char *passthrough)
+{
+	char *o = NULL;
+	char desc[512];
+	int rc = 0;
+
+	if (sfs_config_describe(cfg, desc, sizeof(desc)) < 0)
+		snprintf(desc, sizeof(desc), "stagefs");
+	for (char *p = desc; *p; p++)
+		if (*p == ',' || *p == ' ')
+			*p = '_'; /* commas would split the option */
+	if (asprintf(&o, "fsname=%s,subtype=stagefs%s%s%s%s%s", desc,
+		     cfg->read_only ? ",ro" : "", cfg->allow_other ? ",allow_other" : "",
+		     cfg->default_permissions ? ",default_permissions" : "",
+		     passthrough && *passthrough ? "," : "", passthrough ? passthrough : "") < 0)
+		return -ENOMEM;
+	if (fuse_opt_add_arg(fa, "stagefs") || (m->debug && fuse_opt_add_arg(fa, "-d")) ||
+	    fuse_opt_add_arg(fa, "-o") || fuse_opt_add_arg(fa, o))
+		rc = -ENOMEM;
+	free(o);
+	return rc;
+}
+
+static int run_mount(int argc, char **argv)
+{
+	struct mount_args m = {0};
+	struct sfs_config cfg;
+	struct sfs_backend *be = NULL;
+	struct sfs_index *ix = NULL;
+	struct sfs_fs fs;
+	struct fuse_args fa = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se = NULL;
+	char err[512] = "", *passthrough = NULL;
+	int rc, exitc = 1, fs_ready = 0, mounted = 0, handlers = 0;
+
+	sfs_config_init(&cfg);
+	rc = parse_args(argc, argv, &m);
+	if (rc) {
+		exitc = rc == 1 ? 0 : 2;
+		goto out;
+	}
+	if (m.debug)
+		sfs_log_level = LOG_DEBUG;
+	/* the source first, then -o overrides it */
+	rc = sfs_config_parse_source(&cfg, m.source, err, sizeof(err));
+	if (!rc && m.opts)
+		rc = sfs_config_parse_opts(&cfg, m.opts, &passthrough, err, sizeof(err));
+	if (!rc)
+		rc = sfs_config_finalize(&cfg, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "stagefs: %s\n", err[0] ? err : strerror(-rc));
+		exitc = rc == -ENOENT ? 1 : 2;
+		goto out;
+	}
+	if (!cfg.schema_prefix || !cfg.schema_prefix[0] || !cfg.hash_prefix ||
+	    !cfg.hash_prefix[0] || strcmp(cfg.schema_prefix, cfg.hash_prefix) == 0) {
+		fprintf(stderr, "stagefs: schema_prefix and hash_prefix must be distinct and "
+				"non-empty for a mount\n");
+		exitc = 2;
+		goto out;
+	}
+	if (cfg.snapshot) {
+		fprintf(stderr, "stagefs: snapshot '%s': snapshot mounts are not implemented in "
+				"this version\n", cfg.snapshot);
+		goto out;
+	}
+	if (access(m.mountpoint, F_OK) < 0) {
+		fprintf(stderr, "stagefs: mountpoint '%s': %s\n", m.mountpoint, strerror(errno));
+		goto out;
+	}
+	rc = sfs_backend_open(&cfg, &be);
+	if (rc) {
+		char desc[512];
+		if (sfs_config_describe(&cfg, desc, sizeof(desc)) < 0)
+			desc[0] = '\0';
+		fprintf(stderr, "stagefs: cannot open store '%s': %s\n", desc, strerror(-rc));
+		goto out;
+	}
+	rc = sfs_index_open(cfg.index, &ix);
+	if (rc) {
+		fprintf(stderr, "stagefs: cannot open index '%s': %s\n", cfg.index, strerror(-rc));
+		goto out;
+	}
+	rc = sfs_recover(be, ix);
+	if (rc) {
+		fprintf(stderr, "stagefs: cannot recover interrupted commits: %s\n", strerror(-rc));
+		goto out;
+	}
+	rc = sfs_fs_init(&fs, &cfg, be, ix);
+	fs_ready = 1;
+	if (rc) {
+		fprintf(stderr, "stagefs: cannot set up the mount: %s\n", strerror(-rc));
+		goto out;
+	}
+	if (fuse_argv(&fa, &m, &cfg, passthrough)) {
+		fprintf(stderr, "stagefs: out of memory\n");
+		goto out;
+	}
+	se = fuse_session_new(&fa, &sfs_fs_ops, sizeof(sfs_fs_ops), &fs);
+	if (!se) {
+		fprintf(stderr, "stagefs: invalid mount options\n");
+		exitc = 2;
+		goto out;
+	}
+	fs.se = se;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out;
+	handlers = 1;
+	if (fuse_session_mount(se, m.mountpoint) != 0) {
+		fprintf(stderr, "stagefs: cannot mount on '%s'\n", m.mountpoint);
+		goto out;
+	}
+	mounted = 1;
+	if (fuse_daemonize(m.foreground) != 0)
+		goto out;
+	if (!m.foreground)
+		sfs_log_use_syslog(1);
+	rc = sfs_fs_start_notifier(&fs);
+	if (rc) {
+		sfs_log(LOG_ERR, "cannot start the invalidation thread: %s", strerror(-rc));
+		goto out;
+	}
+	if (m.single) {
+		rc = fuse_session_loop(se);
+	} else {
+		struct fuse_loop_config *lc = fuse_loop_cfg_create();
+		if (!lc)
+			goto out;
+		fuse_loop_cfg_set_clone_fd(lc, 0);
+		fuse_loop_cfg_set_idle_threads(lc, 16);
+		rc = fuse_session_loop_mt(se, lc);
+		fuse_loop_cfg_destroy(lc);
+	}
+	exitc = rc == 0 ? 0 : 1;
+out:
+	if (fs_ready)
+		sfs_fs_stop_notifier(&fs);
+	if (mounted)
+		fuse_session_unmount(se);
+	if (handlers)
+		fuse_remove_signal_handlers(se);
+	if (se)
+		fuse_session_destroy(se);
+	if (fs_ready)
+		sfs_fs_release(&fs);
+	fuse_opt_free_args(&fa);
+	sfs_index_close(ix);
+	sfs_backend_free(be);
+	sfs_config_release(&cfg);
+	free(passthrough);
+	free(m.opts);
+	return exitc;
+}
+
+int main(int argc, char **argv)
+{
+	int rc;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (argc >= 2 && sfs_cli_is_subcommand(argv[1]))
+		rc = sfs_cli_main(argc - 1, argv + 1);
+	else
+		rc = run_mount(argc, argv);
+	curl_global_cleanup();
+	return rc;
+}
