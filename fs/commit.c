@@ -89,7 +89,7 @@ static int walk_add(struct walk *w, const char *rel, const struct stat *st)
  * A file with other names could be changed through them after it became
  * canonical: give the committed name its own copy first.
  */
-static int unshare(int dirfd, const char *name, const struct stat *st)
+static int unshare_file(int dirfd, const char *name, const struct stat *st)
 {
 	char tmp[64];
 	int in = -1, out = -1, rc = 0;
@@ -155,7 +155,7 @@ static int walk_tree(struct walk *w, int dirfd, const char *prefix, int depth)
 			rc = -errno;
 		} else if (S_ISREG(st.st_mode)) {
 			if (st.st_nlink > 1) {
-				rc = unshare(fd, de->d_name, &st);
+				rc = unshare_file(fd, de->d_name, &st);
 				if (!rc && fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 					rc = -errno;
 			}
@@ -190,8 +190,16 @@ static int walk_tree(struct walk *w, int dirfd, const char *prefix, int depth)
 static int digest_file(struct sfs_inode *in, int rootfd, struct centry *e, uint64_t *done,
 		       uint64_t total)
 {
-	int fd = openat(rootfd, e->rel[0] ? e->rel : ".", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	char hint[80];
+	int fd;
+
+	if (e->rel[0]) {
+		fd = openat(rootfd, e->rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	} else {
+		/* the entry itself is the file: reopen its O_PATH fd for reading */
+		snprintf(hint, sizeof(hint), "/proc/self/fd/%d", in->fd);
+		fd = open(hint, O_RDONLY | O_CLOEXEC);
+	}
 	struct stat st;
 	int rc = 0;
 
@@ -435,7 +443,7 @@ static int promote(struct commit_ctx *c, struct sfs_job *job, int *dedup)
 			return 0;
 		}
 		if (c->spec.token || tries >= MAX_TOKEN_TRIES) {
-			snprintf(c->reason, sizeof(c->reason), "canonical path '%s' exists", c->key);
+			snprintf(c->reason, sizeof(c->reason), "canonical path '%.400s' exists", c->key);
 			return -EEXIST;
 		}
 		/* schema-path collision: draw a new token */
@@ -507,12 +515,12 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_
 		goto out;
 	}
 	/* step 2: walk and claim the entry */
-	rootfd = openat(in->fd, ".", O_PATH | O_CLOEXEC);
-	if (rootfd < 0) {
-		rc = -errno;
-		goto out;
-	}
 	if (c->is_dir) {
+		rootfd = openat(in->fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (rootfd < 0) {
+			rc = -errno;
+			goto out;
+		}
 		rc = walk_tree(&c->w, rootfd, "", 0);
 		if (rc == -EINVAL)
 			snprintf(c->reason, sizeof(c->reason), "%s", c->w.reason);
@@ -523,7 +531,7 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_
 			/* the committed name gets its own copy (see unshare) */
 			if (fstatat(fs->staging_fd, c->parent_rel, &pst, AT_SYMLINK_NOFOLLOW) == 0)
 				pfd = openat(fs->staging_fd, c->parent_rel, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			rc = pfd < 0 ? -errno : unshare(pfd, c->name, &st);
+			rc = pfd < 0 ? -errno : unshare_file(pfd, c->name, &st);
 			if (pfd >= 0)
 				close(pfd);
 			if (!rc) {

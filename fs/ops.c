@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -453,14 +454,13 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct sfs_fs *fs = FS(req);
 	struct sfs_inode *in = INODE(fs, ino);
 	struct stat st;
-	double t;
+	double t = fs->timeout;
 	int rc;
 
 	if (fi && in->kind == SFS_IK_STAGING && in->type == S_IFREG && !is_stale(fs, in))
 		rc = fstat((int)fi->fh, &st) < 0 ? -errno : 0;
 	else
 		rc = get_attr(fs, in, &st, &t);
-	t = in->kind == SFS_IK_STAGING ? fs->timeout : t;
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -959,7 +959,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		fi->fh = (uint64_t)fd;
 		fi->keep_cache = 1; /* we are the only writer of the staging tree */
-		fi->parallel_direct_writes = 1;
 		fuse_reply_open(req, fi);
 		return;
 	}
@@ -1027,7 +1026,6 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	fi->fh = (uint64_t)fd;
 	fi->keep_cache = 1;
-	fi->parallel_direct_writes = 1;
 	fuse_reply_create(req, &e, fi);
 	return;
 err:

@@ -613,3 +613,112 @@ int sfs_index_receipt_any(struct sfs_index *ix, const char *dir)
 		return 0;
 	return rc ? rc : 1;
 }
+
+static int is_int_text(const char *s)
+{
+	if (*s == '-')
+		s++;
+	if (!*s || (s[0] == '0' && s[1]))
+		return 0; /* "007" stays a string */
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+static int is_float_text(const char *s)
+{
+	char *end;
+
+	if (!*s || !strpbrk(s, ".eE"))
+		return 0;
+	(void)strtod(s, &end);
+	return *end == '\0' && strspn(s, "+-0123456789.eE") == strlen(s);
+}
+
+int sfs_commit_value_build(const char *field, char *const *keys, int nkeys, const char *ext,
+			   char **out)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char *json = NULL;
+	int rc = 0;
+
+	if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+		sqlite3_close(db);
+		return -ENOMEM;
+	}
+	/* start from {"field":F,"key":{}} and insert keys in order; json_insert keeps order */
+	if (sqlite3_prepare_v2(db, "SELECT json_object('field',?1,'key',json_object())", -1, &st,
+			       NULL) != SQLITE_OK) {
+		rc = -EIO;
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, field, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = -EIO;
+		goto out;
+	}
+	json = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	st = NULL;
+	for (int i = 0; !rc && json && i < nkeys; i++) {
+		const char *eq = strchr(keys[i], '=');
+		if (!eq || eq == keys[i]) {
+			rc = -EINVAL;
+			break;
+		}
+		int raw = eq > keys[i] && eq[-1] == ':';
+		char *name = strndup(keys[i], (size_t)(eq - keys[i] - raw));
+		const char *val = eq + 1;
+		const char *expr = raw ? "json(?3)"
+			: is_int_text(val) ? "CAST(?3 AS INTEGER)"
+			: is_float_text(val) ? "CAST(?3 AS REAL)"
+			: strcmp(val, "true") == 0 ? "json('true')"
+			: strcmp(val, "false") == 0 ? "json('false')" : "?3";
+		char sql[160];
+		snprintf(sql, sizeof(sql), "SELECT json_insert(?1, '$.key.' || json_quote(?2), %s)",
+			 expr);
+		if (!name || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+			free(name);
+			rc = name ? -EINVAL : -ENOMEM;
+			break;
+		}
+		sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, val, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+			char *n = strdup((const char *)sqlite3_column_text(st, 0));
+			free(json);
+			json = n;
+		} else {
+			rc = -EINVAL; /* e.g. malformed JSON after := */
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+		free(name);
+	}
+	if (!rc && json && ext) {
+		if (sqlite3_prepare_v2(db, "SELECT json_insert(?1, '$.ext', ?2)", -1, &st, NULL) ==
+			    SQLITE_OK &&
+		    (sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC),
+		     sqlite3_bind_text(st, 2, ext, -1, SQLITE_STATIC), sqlite3_step(st) == SQLITE_ROW)) {
+			char *n = strdup((const char *)sqlite3_column_text(st, 0));
+			free(json);
+			json = n;
+		} else {
+			rc = -EIO;
+		}
+	}
+	if (!rc && !json)
+		rc = -ENOMEM;
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	if (rc) {
+		free(json);
+		return rc;
+	}
+	*out = json;
+	return 0;
+}

@@ -109,3 +109,13 @@ int sfs_index_receipt_list(struct sfs_index *ix, const char *dir,
 int sfs_index_receipt_any(struct sfs_index *ix, const char *dir);
 
 #endif
+
+/*
+ * Build a commit xattr VALUE (SPEC §4) from command-line pieces, with SQLite's
+ * JSON functions: field, keys as "name=value" (value typed: integer, float,
+ * true/false -> bool, anything else a string; "name:=JSON" takes a JSON value
+ * as is), ext (NULL = absent).  *out malloc'd.  -EINVAL on a malformed key.
+ * Standalone: needs no open index.
+ */
+int sfs_commit_value_build(const char *field, char *const *keys, int nkeys, const char *ext,
+			   char **out) __attribute__((warn_unused_result));
