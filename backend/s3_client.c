@@ -57,9 +57,9 @@ enum { BODY_NONE, BODY_MEM, BODY_FD };
 struct req {
 	const char *method;
 	const char *key; /* NULL = bucket */
-	struct sfs_sigv4_kv query[4];
+	struct sfs_sigv4_kv query[8];
 	size_t n_query;
-	struct sfs_sigv4_kv hdr[6]; /* extra signed headers */
+	struct sfs_sigv4_kv hdr[8]; /* extra signed headers */
 	size_t n_hdr;
 	const char *payload_hash; /* NULL = UNSIGNED-PAYLOAD */
 
@@ -108,6 +108,8 @@ static void req_release(struct req *r)
 
 static void req_query(struct req *r, const char *name, const char *value)
 {
+	if (r->n_query >= sizeof(r->query) / sizeof(r->query[0]))
+		abort(); /* a programming error, not an input error */
 	r->query[r->n_query].name = name;
 	r->query[r->n_query].value = value;
 	r->n_query++;
@@ -115,6 +117,8 @@ static void req_query(struct req *r, const char *name, const char *value)
 
 static void req_header(struct req *r, const char *name, const char *value)
 {
+	if (r->n_hdr >= sizeof(r->hdr) / sizeof(r->hdr[0]))
+		abort(); /* a programming error, not an input error */
 	r->hdr[r->n_hdr].name = name;
 	r->hdr[r->n_hdr].value = value;
 	r->n_hdr++;
@@ -380,7 +384,7 @@ static int setup_request(struct sfs_s3_client *c, struct req *r, CURL *h, struct
 	struct sfs_buf path, url, tmp;
 	char amz_date[17], host[300];
 	char *auth = NULL, *enc = NULL;
-	struct sfs_sigv4_kv all[12];
+	struct sfs_sigv4_kv all[16];
 	size_t n = 0;
 	int rc = -ENOMEM;
 
