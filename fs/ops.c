@@ -421,8 +421,20 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct sfs_fs *fs = FS(req);
 	struct fuse_entry_param e;
-	int rc = do_lookup(fs, INODE(fs, parent), name, &e);
+	struct sfs_inode *p = INODE(fs, parent);
+	int rc = do_lookup(fs, p, name, &e);
 
+	if (rc == -ENOENT && p->kind == SFS_IK_STAGING && strcmp(name, RECEIPTS) != 0) {
+		/*
+		 * Every change to staging goes through this mount, and the kernel
+		 * drops a negative entry when it creates the name: let it cache
+		 * the miss (zarr and h5py probe many names that do not exist).
+		 */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = fs->timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -1667,6 +1679,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	/* data files carry no setuid bits worth a security.capability round trip per write */
+	if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV)
+		conn->want |= FUSE_CAP_HANDLE_KILLPRIV;
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
 	/* locks are handled by the kernel: no lock ops are implemented */
