@@ -141,6 +141,13 @@ static int cmd_commit(int argc, char **argv)
 	}
 	if (!value)
 		goto out;
+	char *probe = NULL;
+	if (get_xattr(path, "user.stagefs.status", &probe) != 0) {
+		fprintf(stderr, "stagefs: commit '%s': not an entry of a stagefs staging tree\n",
+			path);
+		goto out;
+	}
+	free(probe);
 	if (setxattr(path, "user.stagefs.commit", value, strlen(value), 0) < 0) {
 		int e = errno;
 		char *status = NULL;

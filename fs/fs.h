@@ -31,12 +31,23 @@
 
 enum sfs_ikind { SFS_IK_ROOT, SFS_IK_STAGING, SFS_IK_CANON, SFS_IK_RECEIPTS, SFS_IK_RECEIPT };
 
+/* A write that arrived before the bytes in front of it (writeback flushes race). */
+struct sfs_hashpend {
+	uint64_t off;
+	size_t len;
+	struct sfs_hashpend *next; /* sorted by off */
+	unsigned char data[];
+};
+
 /* Hash-while-writing state of a staged regular file. */
 struct sfs_hashstate {
-	struct sfs_md5 md5; /* valid only when valid == 1 */
-	uint64_t off;       /* bytes hashed so far (all of [0, off)) */
-	int valid;          /* 0: out-of-order write seen; commit re-reads */
+	struct sfs_md5 md5;          /* valid only when valid == 1 */
+	uint64_t off;                /* bytes hashed so far (all of [0, off)) */
+	int valid;                   /* 0: rewrite/hole seen; commit re-reads the file */
+	struct sfs_hashpend *pend;   /* writes beyond off, waiting for the gap to fill */
+	size_t pend_bytes;           /* bounded by SFS_HASH_PEND_MAX */
 };
+#define SFS_HASH_PEND_MAX (64u << 20)
 
 struct sfs_inode {
 	enum sfs_ikind kind;

@@ -92,12 +92,13 @@ static struct sfs_inode *inode_new(enum sfs_ikind kind)
 	return in;
 }
 
+static void hash_drop_locked(struct sfs_inode *in);
+
 static void inode_free(struct sfs_inode *in)
 {
 	if (in->fd >= 0)
 		close(in->fd);
-	if (in->hash.md5.ctx)
-		sfs_md5_release(&in->hash.md5);
+	hash_drop_locked(in);
 	pthread_mutex_destroy(&in->hlock);
 	free(in->key);
 	free(in->name);
@@ -485,11 +486,23 @@ static int writable_dir(struct sfs_fs *fs, struct sfs_inode *in)
 
 /* ---- hash while writing ---- */
 
+static void hash_drop_locked(struct sfs_inode *in)
+{
+	if (in->hash.md5.ctx)
+		sfs_md5_release(&in->hash.md5);
+	while (in->hash.pend) {
+		struct sfs_hashpend *p = in->hash.pend;
+		in->hash.pend = p->next;
+		free(p);
+	}
+	in->hash.pend_bytes = 0;
+	in->hash.valid = 0;
+}
+
 static void hash_reset(struct sfs_inode *in)
 {
 	pthread_mutex_lock(&in->hlock);
-	if (in->hash.md5.ctx)
-		sfs_md5_release(&in->hash.md5);
+	hash_drop_locked(in);
 	in->hash.valid = sfs_md5_init(&in->hash.md5) == 0;
 	in->hash.off = 0;
 	pthread_mutex_unlock(&in->hlock);
@@ -498,24 +511,66 @@ static void hash_reset(struct sfs_inode *in)
 static void hash_invalidate(struct sfs_inode *in)
 {
 	pthread_mutex_lock(&in->hlock);
-	if (in->hash.md5.ctx)
-		sfs_md5_release(&in->hash.md5);
-	in->hash.valid = 0;
+	hash_drop_locked(in);
 	pthread_mutex_unlock(&in->hlock);
 }
 
+/*
+ * Feed a completed write into the running MD5.  Writes in order are hashed at
+ * once; a write past the hashed prefix waits in a bounded, sorted side list
+ * until the gap before it fills (concurrent writeback flushes arrive in any
+ * order); a rewrite of bytes already hashed or pending gives up (commit then
+ * reads the file).
+ */
 static void hash_write(struct sfs_inode *in, const void *buf, size_t n, off_t off)
 {
+	uint64_t o = (uint64_t)off;
+
+	if (n == 0)
+		return;
 	pthread_mutex_lock(&in->hlock);
-	if (in->hash.valid) {
-		if ((uint64_t)off == in->hash.off) {
-			sfs_md5_update(&in->hash.md5, buf, n);
-			in->hash.off += n;
-		} else {
-			sfs_md5_release(&in->hash.md5);
-			in->hash.valid = 0;
-		}
+	if (!in->hash.valid)
+		goto out;
+	if (o < in->hash.off) {
+		hash_drop_locked(in);
+		goto out;
 	}
+	if (o > in->hash.off) {
+		struct sfs_hashpend **pp = &in->hash.pend, *p;
+		while (*pp && (*pp)->off + (*pp)->len <= o)
+			pp = &(*pp)->next;
+		if ((*pp && (*pp)->off < o + n) || in->hash.pend_bytes + n > SFS_HASH_PEND_MAX) {
+			hash_drop_locked(in); /* overlaps a pending write, or too far ahead */
+			goto out;
+		}
+		p = malloc(sizeof(*p) + n);
+		if (!p) {
+			hash_drop_locked(in);
+			goto out;
+		}
+		p->off = o;
+		p->len = n;
+		memcpy(p->data, buf, n);
+		p->next = *pp;
+		*pp = p;
+		in->hash.pend_bytes += n;
+		goto out;
+	}
+	if (in->hash.pend && in->hash.pend->off < o + n) {
+		hash_drop_locked(in); /* this write overlaps one already waiting */
+		goto out;
+	}
+	sfs_md5_update(&in->hash.md5, buf, n);
+	in->hash.off += n;
+	while (in->hash.pend && in->hash.pend->off == in->hash.off) {
+		struct sfs_hashpend *p = in->hash.pend;
+		in->hash.pend = p->next;
+		in->hash.pend_bytes -= p->len;
+		sfs_md5_update(&in->hash.md5, p->data, p->len);
+		in->hash.off += p->len;
+		free(p);
+	}
+out:
 	pthread_mutex_unlock(&in->hlock);
 }
 
@@ -529,7 +584,8 @@ static void hash_save(struct sfs_inode *in, int fd)
 	int ok = 0;
 
 	pthread_mutex_lock(&in->hlock);
-	if (in->hash.valid && fstat(fd, &st) == 0 && (uint64_t)st.st_size == in->hash.off &&
+	if (in->hash.valid && !in->hash.pend && fstat(fd, &st) == 0 &&
+	    (uint64_t)st.st_size == in->hash.off &&
 	    sfs_md5_copy(&copy, &in->hash.md5) == 0)
 		ok = 1;
 	pthread_mutex_unlock(&in->hlock);

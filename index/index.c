@@ -396,9 +396,9 @@ static int run_bound(struct sfs_index *ix, const char *sql, int n, const char *c
 }
 
 #define OBJECT_INSERT_SQL                                                                          \
-	"INSERT OR IGNORE INTO objects(path,addressing,hash,size,is_dir,metadata) "                \
-	"VALUES(?1,?2,json_extract(?3,'$.hash'),json_extract(?3,'$.size'),"                        \
-	"json_extract(?3,'$.is_dir') IS 1,?3)"
+	"INSERT INTO objects(path,addressing,hash,size,is_dir,metadata) "                           \
+	"VALUES(?1,?2,json_extract(?3,'$.hash'),coalesce(json_extract(?3,'$.size'),0),"            \
+	"json_extract(?3,'$.is_dir') IS 1,?3) ON CONFLICT(path) DO NOTHING"
 
 int sfs_index_job_finish(struct sfs_index *ix, const struct sfs_job *j, int dedup)
 {
