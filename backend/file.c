@@ -41,18 +41,74 @@ static struct file_backend *fb(struct sfs_backend *b)
 	return (struct file_backend *)b;
 }
 
+/*
+ * Without openat2 (kernels before 5.6, valgrind): walk one segment at a time,
+ * never following a symlink and refusing "..", which is what RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS gives in one call.
+ */
+static int resolve_walk(int dirfd, const char *key, int flags, mode_t mode)
+{
+	char *copy = strdup(key), *seg, *next;
+	int cur = -1, rc;
+
+	if (!copy)
+		return -ENOMEM;
+	cur = openat(dirfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cur < 0) {
+		rc = -errno;
+		goto out;
+	}
+	for (seg = copy; seg; seg = next) {
+		next = strchr(seg, '/');
+		if (next)
+			*next++ = '\0';
+		if (strcmp(seg, "..") == 0) {
+			rc = -EXDEV; /* what RESOLVE_BENEATH reports */
+			goto out;
+		}
+		if (!seg[0] || (strcmp(seg, ".") == 0 && next))
+			continue;
+		int nfd = next ? openat(cur, seg, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+			       : openat(cur, seg, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+		if (nfd < 0) {
+			rc = errno == ENOTDIR && next ? -ELOOP : -errno;
+			goto out;
+		}
+		close(cur);
+		cur = nfd;
+		if (!next) {
+			free(copy);
+			return cur;
+		}
+	}
+	/* key was empty or "." */
+	rc = openat(cur, ".", flags | O_CLOEXEC, mode);
+	rc = rc < 0 ? -errno : rc;
+out:
+	if (cur >= 0)
+		close(cur);
+	free(copy);
+	return rc;
+}
+
 static int resolve(int dirfd, const char *key, int flags, mode_t mode)
 {
+	static int no_openat2;
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_CLOEXEC),
 		.mode = (flags & O_CREAT) ? mode : 0,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
-	long fd = syscall(SYS_openat2, dirfd, key[0] ? key : ".", &how, sizeof(how));
 
-	if (fd < 0)
-		return -errno;
-	return (int)fd;
+	if (!__atomic_load_n(&no_openat2, __ATOMIC_RELAXED)) {
+		long fd = syscall(SYS_openat2, dirfd, key[0] ? key : ".", &how, sizeof(how));
+		if (fd >= 0)
+			return (int)fd;
+		if (errno != ENOSYS)
+			return -errno;
+		__atomic_store_n(&no_openat2, 1, __ATOMIC_RELAXED);
+	}
+	return resolve_walk(dirfd, key, flags, mode);
 }
 
 /* Split key into its parent directory fd (created with mkdir -p when mkp) and last segment. */

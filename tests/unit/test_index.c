@@ -42,10 +42,8 @@ static int teardown(void **state)
 
 	sfs_index_close(f->ix);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd) != 0)
-		return -1;
 	free(f);
-	return 0;
+	return system(cmd) == 0 ? 0 : -1;
 }
 
 static struct sfs_job make_job(const char *staging, const char *canonical, const char *addressing,
