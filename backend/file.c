@@ -154,6 +154,19 @@ static int open_parent(int dirfd, const char *key, int mkp, const char **base)
 	return fd;
 }
 
+/* Like open_parent, but a directory fd that can create and remove entries. */
+static int open_parent_dir(int dirfd, const char *key, int mkp, const char **base)
+{
+	int pfd = open_parent(dirfd, key, mkp, base);
+
+	if (pfd < 0)
+		return pfd;
+	int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = dfd < 0 ? -errno : dfd;
+	close(pfd);
+	return rc;
+}
+
 static int fsync_dir_of(int dirfd, const char *key)
 {
 	const char *base;
@@ -312,16 +325,11 @@ static int file_put_bytes(struct sfs_backend *b, const char *key, const void *bu
 {
 	const char *base;
 	char tmp[64];
-	int pfd = -1, fd = -1, rc;
+	int fd = -1, rc;
 
-	pfd = open_parent(fb(b)->dirfd, key, 1, &base);
-	if (pfd < 0)
-		return pfd;
-	/* O_PATH parent cannot create: reopen it as a real directory */
-	int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	close(pfd);
+	int dfd = open_parent_dir(fb(b)->dirfd, key, 1, &base);
 	if (dfd < 0)
-		return -errno;
+		return dfd;
 	snprintf(tmp, sizeof(tmp), ".tmp.%ld.%lx", (long)getpid(), (unsigned long)random());
 	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
@@ -428,14 +436,10 @@ static int remove_tree(int dfd, const char *name)
 static int file_remove(struct sfs_backend *b, const char *key)
 {
 	const char *base;
-	int pfd = open_parent(fb(b)->dirfd, key, 0, &base);
+	int dfd = open_parent_dir(fb(b)->dirfd, key, 0, &base);
 
-	if (pfd < 0)
-		return pfd;
-	int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	close(pfd);
 	if (dfd < 0)
-		return -errno;
+		return dfd;
 	int rc = remove_tree(dfd, base);
 	if (rc == 0 && fsync(dfd) < 0)
 		rc = -errno;
@@ -448,19 +452,14 @@ static int file_promote(struct sfs_backend *b, const char *staged_rel, const cha
 	struct file_backend *f = fb(b);
 	const char *sbase, *dbase;
 	char *src = NULL;
-	int spfd = -1, dpfd = -1, sdir = -1, ddir = -1, rc = 0;
+	int sdir = -1, ddir = -1, rc = 0;
 	struct stat st;
 
 	if (asprintf(&src, "_staging/%s", staged_rel) < 0)
 		return -ENOMEM;
-	spfd = open_parent(f->dirfd, src, 0, &sbase);
-	if (spfd < 0) {
-		rc = spfd;
-		goto out;
-	}
-	sdir = openat(spfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	sdir = open_parent_dir(f->dirfd, src, 0, &sbase);
 	if (sdir < 0) {
-		rc = -errno;
+		rc = sdir;
 		goto out;
 	}
 	if (fstatat(sdir, sbase, &st, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -479,14 +478,9 @@ static int file_promote(struct sfs_backend *b, const char *staged_rel, const cha
 	}
 	if (rc)
 		goto out;
-	dpfd = open_parent(f->dirfd, key, 1, &dbase);
-	if (dpfd < 0) {
-		rc = dpfd;
-		goto out;
-	}
-	ddir = openat(dpfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ddir = open_parent_dir(f->dirfd, key, 1, &dbase);
 	if (ddir < 0) {
-		rc = -errno;
+		rc = ddir;
 		goto out;
 	}
 	if (renameat2(sdir, sbase, ddir, dbase, RENAME_NOREPLACE) < 0) {
@@ -527,10 +521,6 @@ out:
 		close(sdir);
 	if (ddir >= 0)
 		close(ddir);
-	if (spfd >= 0)
-		close(spfd);
-	if (dpfd >= 0)
-		close(dpfd);
 	free(src);
 	return rc;
 }

@@ -18,6 +18,7 @@
 #include "backend/s3_client.h"
 #include "backend/sigv4.h"
 #include "common/config.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 
 #include <dirent.h>
@@ -454,33 +455,11 @@ static int s3_get_bytes(struct sfs_backend *b, const char *key, void **buf, size
 
 /* ---- staging ---- */
 
-static int mkdir_p(const char *path)
-{
-	char *p = strdup(path);
-	int rc = 0;
-
-	if (!p)
-		return -ENOMEM;
-	for (char *q = p + 1; *q; q++) {
-		if (*q != '/')
-			continue;
-		*q = '\0';
-		if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-			rc = -errno;
-			break;
-		}
-		*q = '/';
-	}
-	if (!rc && mkdir(p, 0700) != 0 && errno != EEXIST)
-		rc = -errno;
-	free(p);
-	return rc;
-}
 
 static int s3_staging_dir(struct sfs_backend *b)
 {
 	struct s3_backend *s = S3(b);
-	int rc = mkdir_p(s->staging_dir);
+	int rc = sfs_mkdir_p(s->staging_dir, 0700, 1);
 	int fd;
 
 	if (rc)

@@ -35,6 +35,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "common/fsutil.h"
 #include "common/log.h"
 
 #define MAX_VALUE 8192   /* longest accepted value, bytes */
@@ -1229,31 +1230,6 @@ out:
 	return rc;
 }
 
-/* mkdir -p path (absolute). */
-static int mkdir_p(const char *path)
-{
-	char *p = strdup(path);
-	int rc = 0;
-
-	if (!p)
-		return -ENOMEM;
-	for (char *s = p + 1;; s++) {
-		if (*s == '/' || !*s) {
-			char save = *s;
-
-			*s = '\0';
-			if (mkdir(p, 0755) < 0 && errno != EEXIST) {
-				rc = -errno;
-				break;
-			}
-			*s = save;
-			if (!save)
-				break;
-		}
-	}
-	free(p);
-	return rc;
-}
 
 static int source_s3(struct sfs_config *c, const char *rest, char *err, size_t errlen)
 {
@@ -1316,7 +1292,7 @@ static int source_file_url(struct sfs_config *c, const char *rest, char *err, si
 	rc = apply_query(c, rest[plen] ? rest + plen + 1 : "", err, errlen);
 	if (rc)
 		goto out;
-	rc = mkdir_p(path);
+	rc = sfs_mkdir_p(path, 0755, 1);
 	if (rc) {
 		rc = fail(err, errlen, rc, "%s: cannot create: %s", path, strerror(-rc));
 		goto out;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/fsutil.h"
 #include "common/log.h"
 
 struct sfs_index {
@@ -91,26 +92,6 @@ static int exec(struct sfs_index *ix, const char *sql)
 	return xlate(ix, sqlite3_exec(ix->db, sql, NULL, NULL, NULL), sql);
 }
 
-static int mkdir_p(const char *path)
-{
-	char *p = strdup(path);
-	int rc = 0;
-
-	if (!p)
-		return -ENOMEM;
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0700) < 0 && errno != EEXIST)
-			rc = -errno;
-		*s = '/';
-		if (rc)
-			break;
-	}
-	free(p);
-	return rc;
-}
 
 static int migrate(struct sfs_index *ix)
 {
@@ -161,7 +142,7 @@ int sfs_index_open(const char *path, struct sfs_index **out)
 		rc = -ENOMEM;
 		goto fail;
 	}
-	rc = mkdir_p(path);
+	rc = sfs_mkdir_p(path, 0700, 0);
 	if (rc) {
 		rc = sfs_err(rc, "cannot create the directory of index '%s': %s", path, strerror(-rc));
 		goto fail;
