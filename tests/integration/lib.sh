@@ -1,0 +1,270 @@
+# tests/integration/lib.sh - sourced by every tests/integration/tNNNN-*.sh.
+#
+# Gives each test a temp dir ($T) with a store ($STORE), an index ($INDEX) and
+# a mountpoint ($MNT; $S = $MNT/staging), and:
+#   mount_fs [-o opts...]   start `stagefs -f` in the background, wait (10 s
+#                           deadline) until the mount shows in /proc/mounts
+#   unmount_fs              fusermount3 -u (retries, then -uz), reap the daemon,
+#                           check it exited 0 (a failed check otherwise)
+#   remount [-o opts...]    unmount_fs + mount_fs on the same store and index
+#   kill_daemon             SIGKILL the daemon + fusermount3 -uz (crash tests)
+#   bg_start CMD...         run a helper in the background; killed (by pid) at exit
+#   ok DESC / fail DESC [DETAIL] / skip DESC
+#   check DESC CMD...       ok when CMD exits 0
+#   check_eq DESC WANT GOT
+#   expect_errno CMD... ERRNO   run one syscall via sysc.py, compare the errno name
+#                           (ERRNO "OK" = must succeed)
+#   sysc OP ARGS...         print OK or the errno name of one syscall
+#   commit PATH VALUE       setxattr user.stagefs.commit, prints OK or errno name
+#   xget PATH NAME          print an xattr value (empty + status 1 when missing)
+#   md5 FILE                print the md5 hex of FILE
+# A trap on EXIT/INT/TERM kills helpers, unmounts, reaps the daemon, removes
+# $T and prints "# <name>: N passed, N failed[, N skipped]".  The test exits 1
+# on any failure, 77 when it cannot run here (no /dev/fuse).
+# Environment: STAGEFS (binary, default <repo>/stagefs), STAGEFS_TEST_VERBOSE=1.
+
+set -u
+
+TEST_NAME=$(basename "$0" .sh)
+TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$TESTS_DIR/../.." && pwd)
+PY=/usr/bin/python3
+SYSC="$PY $TESTS_DIR/sysc.py"
+STAGEFS=${STAGEFS:-$REPO_ROOT/stagefs}
+case $STAGEFS in /*) ;; *) STAGEFS=$(pwd)/$STAGEFS ;; esac
+
+PASSED=0
+FAILED=0
+SKIPPED=0
+DAEMON_PID=
+BG_PIDS=
+T=
+_DONE=0
+
+_say() { printf '%s\n' "$*"; }
+
+ok() {
+	PASSED=$((PASSED + 1))
+	[ "${STAGEFS_TEST_VERBOSE:-0}" = 1 ] && _say "ok - $1"
+	return 0
+}
+
+fail() {
+	FAILED=$((FAILED + 1))
+	_say "not ok - $1${2:+: $2}"
+	return 1
+}
+
+skip() {
+	SKIPPED=$((SKIPPED + 1))
+	_say "skip - $1"
+}
+
+check() {
+	local desc=$1
+	shift
+	local out
+	if out=$("$@" 2>&1); then
+		ok "$desc"
+	else
+		fail "$desc" "'$*' failed: $(printf '%s' "$out" | tail -n 3)"
+	fi
+}
+
+check_eq() {
+	if [ "$2" = "$3" ]; then
+		ok "$1"
+	else
+		fail "$1" "want '$2', got '$3'"
+	fi
+}
+
+sysc() { $SYSC "$@" 2>&1; }
+
+# expect_errno OP ARGS... ERRNO
+expect_errno() {
+	local want=${!#}
+	local args=("${@:1:$#-1}")
+	local got
+	got=$($SYSC "${args[@]}" 2>&1 | tail -n 1)
+	if [ "$got" = "$want" ]; then
+		ok "${args[*]#$T/} -> $want"
+	else
+		fail "${args[*]} -> $want" "got '$got'"
+	fi
+}
+
+commit() { $SYSC setxattr "$1" user.stagefs.commit "$2" 2>&1; }
+
+xget() {
+	$PY - "$1" "$2" <<'PYEOF'
+import os, sys
+try:
+    sys.stdout.write(os.getxattr(sys.argv[1], sys.argv[2]).decode())
+except OSError:
+    sys.exit(1)
+PYEOF
+}
+
+md5() { md5sum <"$1" | cut -d' ' -f1; }
+
+is_mounted() {
+	# /proc/mounts escapes spaces etc.; our paths have none
+	awk -v m="$MNT" '$2 == m { f = 1 } END { exit !f }' /proc/mounts
+}
+
+# mount_fs [extra stagefs args, e.g. -o token_length=4]
+mount_fs() {
+	if [ -n "$DAEMON_PID" ]; then
+		fail "mount_fs: daemon already running"
+		return 1
+	fi
+	"$STAGEFS" -f -o "index=$INDEX" "$@" "$STORE" "$MNT" >>"$T/daemon.log" 2>&1 &
+	DAEMON_PID=$!
+	local deadline=$((SECONDS + 10))
+	while ! is_mounted; do
+		if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+			local rc=0
+			wait "$DAEMON_PID" || rc=$?
+			DAEMON_PID=
+			fail "mount: daemon exited $rc before mounting" "$(tail -n 5 "$T/daemon.log")"
+			return 1
+		fi
+		if [ $SECONDS -ge $deadline ]; then
+			fail "mount: not mounted after 10 s"
+			kill -KILL "$DAEMON_PID" 2>/dev/null
+			wait "$DAEMON_PID" 2>/dev/null
+			DAEMON_PID=
+			fusermount3 -uz "$MNT" 2>/dev/null
+			return 1
+		fi
+		sleep 0.05
+	done
+	return 0
+}
+
+# Reap the daemon within a deadline; SIGKILL it when it hangs.  Sets REAP_RC.
+_reap_daemon() {
+	local pid=$1 deadline=$((SECONDS + 15)) rc=0
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ $SECONDS -ge $deadline ]; then
+			kill -KILL "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+			REAP_RC="hung (killed after 15 s)"
+			return
+		fi
+		# a zombie still answers kill -0: wait reaps it once it exited
+		if [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; then
+			break
+		fi
+		sleep 0.05
+	done
+	wait "$pid" || rc=$?
+	REAP_RC=$rc
+}
+
+unmount_fs() {
+	local i rc
+	if [ -z "$DAEMON_PID" ]; then
+		is_mounted && fusermount3 -uz "$MNT" 2>/dev/null
+		return 0
+	fi
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		fusermount3 -u "$MNT" 2>/dev/null && break
+		is_mounted || break
+		sleep 0.2
+	done
+	if is_mounted; then
+		fail "unmount: fusermount3 -u kept failing (busy?); lazy unmount"
+		fusermount3 -uz "$MNT" 2>/dev/null
+	fi
+	_reap_daemon "$DAEMON_PID"
+	rc=$REAP_RC
+	DAEMON_PID=
+	if [ "$rc" = 0 ]; then
+		ok "daemon exited 0 at unmount"
+	else
+		fail "daemon exit status at unmount" "$rc; log: $(tail -n 20 "$T/daemon.log")"
+		return 1
+	fi
+}
+
+remount() {
+	unmount_fs
+	mount_fs "$@"
+}
+
+kill_daemon() {
+	if [ -n "$DAEMON_PID" ]; then
+		kill -KILL "$DAEMON_PID" 2>/dev/null
+		wait "$DAEMON_PID" 2>/dev/null
+		DAEMON_PID=
+	fi
+	fusermount3 -uz "$MNT" 2>/dev/null
+	local deadline=$((SECONDS + 5))
+	while is_mounted && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+	return 0
+}
+
+# bg_start CMD...: a background helper, killed at exit; its pid in $BG_PID
+bg_start() {
+	"$@" &
+	BG_PID=$!
+	BG_PIDS="$BG_PIDS $BG_PID"
+}
+
+_cleanup() {
+	local status=$?
+	[ "$_DONE" = 1 ] && return
+	_DONE=1
+	trap '' INT TERM
+	cd / || true
+	local p
+	for p in $BG_PIDS; do
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	if [ -n "$T" ]; then
+		unmount_fs
+		is_mounted && fusermount3 -uz "$MNT" 2>/dev/null
+		if [ "$FAILED" -gt 0 ] && [ -s "$T/daemon.log" ]; then
+			_say "--- daemon log (last 30 lines) ---"
+			tail -n 30 "$T/daemon.log"
+		fi
+		is_mounted || rm -rf "$T"
+	fi
+	if [ "$status" -ne 0 ] && [ "$status" -ne 77 ] && [ "$FAILED" -eq 0 ]; then
+		fail "test script exited $status"
+	fi
+	if [ "$status" = 77 ] && [ "$FAILED" -eq 0 ] && [ "$PASSED" -eq 0 ]; then
+		exit 77
+	fi
+	if [ "$SKIPPED" -gt 0 ]; then
+		_say "# $TEST_NAME: $PASSED passed, $FAILED failed, $SKIPPED skipped"
+	else
+		_say "# $TEST_NAME: $PASSED passed, $FAILED failed"
+	fi
+	[ "$FAILED" -eq 0 ] && exit 0
+	exit 1
+}
+
+if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null 2>&1; then
+	_say "# $TEST_NAME: skipped (no /dev/fuse or fusermount3)"
+	exit 77
+fi
+if [ ! -x "$STAGEFS" ]; then
+	_say "# $TEST_NAME: 0 passed, 1 failed"
+	_say "not ok - no stagefs binary at $STAGEFS (run make)"
+	exit 1
+fi
+
+trap _cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/stagefs-$TEST_NAME.XXXXXX")
+STORE=$T/store
+MNT=$T/mnt
+INDEX=$T/index.db
+S=$MNT/staging
+mkdir -p "$STORE" "$MNT"
