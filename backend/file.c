@@ -23,12 +23,12 @@
 #include "common/config.h"
 #include "common/log.h"
 
-#define FORMAT_KEY ".stagefs/format"
+#define FORMAT_KEY  ".stagefs/format"
 #define FORMAT_TEXT "stagefs 1\n"
 
 struct file_backend {
 	struct sfs_backend base;
-	int dirfd;      /* the store directory, O_DIRECTORY; immutable after open */
+	int dirfd;	/* the store directory, O_DIRECTORY; immutable after open */
 	char *location; /* for messages */
 };
 
@@ -278,7 +278,8 @@ static int file_open(struct sfs_backend *b, const char *key, struct sfs_bfile **
 	return 0;
 }
 
-static ssize_t file_pread(struct sfs_backend *b, struct sfs_bfile *f, void *buf, size_t n, off_t off)
+static ssize_t file_pread(struct sfs_backend *b, struct sfs_bfile *f, void *buf, size_t n,
+			  off_t off)
 {
 	size_t done = 0;
 
@@ -577,7 +578,8 @@ int sfs_backend_file_open(const struct sfs_config *cfg, struct sfs_backend **out
 		goto fail;
 	}
 	if (mkdir(cfg->location, 0755) < 0 && errno != EEXIST) {
-		rc = sfs_err(-errno, "cannot create store '%s': %s", cfg->location, strerror(errno));
+		rc = sfs_err(-errno, "cannot create store '%s': %s", cfg->location,
+			     strerror(errno));
 		goto fail;
 	}
 	f->dirfd = open(cfg->location, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -594,7 +596,8 @@ int sfs_backend_file_open(const struct sfs_config *cfg, struct sfs_backend **out
 			goto fail;
 		}
 	} else if (rc < 0) {
-		rc = sfs_err(rc, "cannot read '%s/%s': %s", cfg->location, FORMAT_KEY, strerror(-rc));
+		rc = sfs_err(rc, "cannot read '%s/%s': %s", cfg->location, FORMAT_KEY,
+			     strerror(-rc));
 		goto fail;
 	} else if (strncmp(buf, "stagefs 1", 9) != 0) {
 		rc = sfs_err(-EPROTO, "store '%s' has an unknown format: %.*s", cfg->location,

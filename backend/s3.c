@@ -32,16 +32,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define FORMAT_KEY ".stagefs/format"
+#define FORMAT_KEY     ".stagefs/format"
 #define FORMAT_CONTENT "stagefs 1\n"
-#define READAHEAD (1u << 20)
+#define READAHEAD      (1u << 20)
 
 struct s3_backend {
 	struct sfs_backend base;
 	struct sfs_s3_client *c;
-	char *prefix;      /* "" or "<location>/" */
+	char *prefix;	   /* "" or "<location>/" */
 	char *staging_dir; /* local mirror of _staging */
-	int cond_put;      /* server honours If-None-Match: * on PUT */
+	int cond_put;	   /* server honours If-None-Match: * on PUT */
 	int read_only;
 };
 
@@ -51,7 +51,7 @@ struct sfs_bfile {
 	pthread_mutex_t lock;
 	unsigned char *ra; /* read-ahead window; protected by lock */
 	uint64_t ra_off;   /* protected by lock */
-	size_t ra_len;     /* protected by lock */
+	size_t ra_len;	   /* protected by lock */
 };
 
 static struct s3_backend *S3(struct sfs_backend *b)
@@ -455,7 +455,6 @@ static int s3_get_bytes(struct sfs_backend *b, const char *key, void **buf, size
 
 /* ---- staging ---- */
 
-
 static int s3_staging_dir(struct sfs_backend *b)
 {
 	struct s3_backend *s = S3(b);
@@ -607,8 +606,8 @@ static int copy_all(struct s3_backend *s, struct objlist *l, const char *from, c
 				continue;
 			if (collect_cb(&undo, "", 0, NULL) == 0) {
 				free(undo.v[undo.n - 1].key);
-				undo.v[undo.n - 1].key = join(j.dst_prefix, l->v[i].key + j.src_plen,
-							      NULL);
+				undo.v[undo.n - 1].key =
+					join(j.dst_prefix, l->v[i].key + j.src_plen, NULL);
 				if (!undo.v[undo.n - 1].key)
 					undo.n--;
 			}
@@ -837,8 +836,9 @@ static int check_format(struct s3_backend *s)
 		rc = sfs_s3_put(s->c, fk, FORMAT_CONTENT, strlen(FORMAT_CONTENT),
 				SFS_S3_IF_NONE_MATCH);
 		if (rc == -EEXIST || rc == -ENOSYS) /* raced with another host / no conditionals */
-			rc = rc == -EEXIST ? 0 : sfs_s3_put(s->c, fk, FORMAT_CONTENT,
-							     strlen(FORMAT_CONTENT), 0);
+			rc = rc == -EEXIST ? 0
+					   : sfs_s3_put(s->c, fk, FORMAT_CONTENT,
+							strlen(FORMAT_CONTENT), 0);
 		if (rc == 0)
 			sfs_log(LOG_INFO, "s3: new store at '%s': created '%s'",
 				sfs_s3_client_endpoint(s->c), fk);
@@ -927,7 +927,8 @@ int sfs_backend_s3_open(const struct sfs_config *cfg, struct sfs_backend **out)
 		if (status == 0)
 			rc = S3_ERR(-EIO, "cannot reach '%s': %s", ep, reason);
 		else if (rc == -EACCES)
-			rc = S3_ERR(-EACCES, "access denied to bucket '%s' at '%s'", cfg->bucket, ep);
+			rc = S3_ERR(-EACCES, "access denied to bucket '%s' at '%s'", cfg->bucket,
+				    ep);
 		else if (rc == -ENOENT)
 			rc = S3_ERR(-ENOENT, "no bucket '%s' at '%s'", cfg->bucket, ep);
 		else

@@ -91,7 +91,7 @@ static inline int sfs_buf_addc(struct sfs_buf *b, char c)
 }
 
 __attribute__((format(printf, 2, 3))) static inline int sfs_buf_addf(struct sfs_buf *b,
-								       const char *fmt, ...)
+								     const char *fmt, ...)
 {
 	char small[256];
 	va_list ap;

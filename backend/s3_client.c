@@ -18,15 +18,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define XML_CAP (16u << 20)      /* cap on any XML response we buffer */
-#define ERRBODY_CAP (64u << 10)  /* cap on an error body */
-#define POOL_MAX 32
-#define MAX_PARTS 10000
-#define MIN_PART (5ull << 20)
+#define XML_CAP	       (16u << 20) /* cap on any XML response we buffer */
+#define ERRBODY_CAP    (64u << 10) /* cap on an error body */
+#define POOL_MAX       32
+#define MAX_PARTS      10000
+#define MIN_PART       (5ull << 20)
 #define MAX_BACKOFF_MS 20000
 
 struct sfs_s3_client {
-	char *scheme;   /* "http" / "https" */
+	char *scheme;	/* "http" / "https" */
 	char *hostport; /* "127.0.0.1:9000" */
 	char *basepath; /* "" or "/base" (no trailing '/') */
 	char *endpoint; /* scheme://hostport/basepath */
@@ -47,7 +47,7 @@ struct sfs_s3_client {
 
 	pthread_mutex_t pool_lock;
 	CURL *pool[POOL_MAX]; /* idle handles; protected by pool_lock */
-	int n_pool;           /* protected by pool_lock */
+	int n_pool;	      /* protected by pool_lock */
 };
 
 /* ---- one request ---- */
@@ -70,23 +70,23 @@ struct req {
 	uint64_t body_len;
 	uint64_t body_pos;
 
-	struct sfs_buf *resp;  /* 2xx body sink (may be NULL: discard) */
-	unsigned char *dst;    /* or a fixed buffer (ranged GET) */
+	struct sfs_buf *resp; /* 2xx body sink (may be NULL: discard) */
+	unsigned char *dst;   /* or a fixed buffer (ranged GET) */
 	size_t dst_cap;
 	size_t dst_len;
-	uint64_t skip;         /* bytes to drop from a 200 answer to a ranged GET */
+	uint64_t skip; /* bytes to drop from a 200 answer to a ranged GET */
 	int dst_full;
 	struct sfs_buf errbody;
 
-	int max_attempts; /* 0 = client default */
-	int quiet;        /* do not log the final failure */
+	int max_attempts;     /* 0 = client default */
+	int quiet;	      /* do not log the final failure */
 	int check_error_body; /* a 2xx body that is an <Error> is a failure (copy, complete) */
 
 	/* results */
 	long status;
 	CURLcode cc;
 	char curl_err[CURL_ERROR_SIZE];
-	char code[64];     /* S3 error code */
+	char code[64];	   /* S3 error code */
 	char message[160]; /* S3 error message */
 	struct sfs_s3_objinfo info;
 	int have_length;
@@ -446,7 +446,7 @@ static int setup_request(struct sfs_s3_client *c, struct req *r, CURL *h, struct
 	}
 	if (c->access_key && c->secret_key) {
 		struct sfs_sigv4_request sr = {r->method, path.data, r->query, r->n_query,
-					       all,       n,         ph};
+					       all,	  n,	     ph};
 		struct sfs_sigv4_creds cr = {c->access_key, c->secret_key, c->region, "s3"};
 		rc = sfs_sigv4_authorization(&sr, &cr, amz_date, &auth);
 		if (rc)
@@ -596,8 +596,8 @@ static int perform(struct sfs_s3_client *c, struct req *r)
 		int retry = 0;
 
 		if (!h)
-			return S3_ERR(-ENOMEM, "s3: %s '%s': cannot create a curl handle", r->method,
-				       what);
+			return S3_ERR(-ENOMEM, "s3: %s '%s': cannot create a curl handle",
+				      r->method, what);
 		x.h = h;
 		r->body_pos = 0;
 		r->dst_len = 0;
@@ -626,10 +626,12 @@ static int perform(struct sfs_s3_client *c, struct req *r)
 			/* a broken connection must not go back to the pool half-used */
 			curl_easy_cleanup(h);
 			h = NULL;
-			if (r->cc == CURLE_WRITE_ERROR && r->resp && sfs_buf_err(r->resp) == -EFBIG) {
+			if (r->cc == CURLE_WRITE_ERROR && r->resp &&
+			    sfs_buf_err(r->resp) == -EFBIG) {
 				rc = -EFBIG;
 				if (!r->quiet)
-					sfs_log(LOG_ERR, "s3: %s '%s': response larger than %zu bytes",
+					sfs_log(LOG_ERR,
+						"s3: %s '%s': response larger than %zu bytes",
 						r->method, what, r->resp->max);
 				return rc;
 			}
@@ -758,7 +760,8 @@ int sfs_s3_client_new(const struct sfs_s3_opts *o, struct sfs_s3_client **out)
 	c->path_style = o->path_style;
 	c->access_key = xstrdup0(o->access_key);
 	c->secret_key = xstrdup0(o->secret_key);
-	c->session_token = xstrdup0(o->session_token && *o->session_token ? o->session_token : NULL);
+	c->session_token =
+		xstrdup0(o->session_token && *o->session_token ? o->session_token : NULL);
 	if (!c->bucket || (o->access_key && !c->access_key) || (o->secret_key && !c->secret_key))
 		goto fail;
 	c->max_attempts = o->max_attempts > 0 ? o->max_attempts : 6;
@@ -992,8 +995,8 @@ struct mpu {
 	struct sfs_s3_client *c;
 	const char *key;
 	char upload_id[512];
-	int fd;             /* upload source, or -1 for a copy */
-	const char *src;    /* copy source key */
+	int fd;		 /* upload source, or -1 for a copy */
+	const char *src; /* copy source key */
 	uint64_t size;
 	uint64_t part_size;
 	size_t n_parts;
@@ -1100,10 +1103,10 @@ static int mpu_part(void *ctx, size_t i)
 		unsigned char md5[16];
 		rc = md5_fd(m->fd, off, len, md5, NULL);
 		if (rc)
-			return S3_ERR(rc, "s3: cannot read part %zu of '%s' from the local file", i + 1,
-				       m->key);
-		rc = put_fd_range(m->c, m->key, m->fd, off, len, num, m->upload_id, md5, m->etags[i],
-				  sizeof(m->etags[i]));
+			return S3_ERR(rc, "s3: cannot read part %zu of '%s' from the local file",
+				      i + 1, m->key);
+		rc = put_fd_range(m->c, m->key, m->fd, off, len, num, m->upload_id, md5,
+				  m->etags[i], sizeof(m->etags[i]));
 	} else {
 		/* UploadPartCopy */
 		struct sfs_buf body, src, range;
@@ -1139,8 +1142,9 @@ static int mpu_part(void *ctx, size_t i)
 				xml_child_text(root, "ETag", etag, sizeof(etag));
 			strip_quotes(etag, m->etags[i], sizeof(m->etags[i]));
 			if (!m->etags[i][0])
-				rc = S3_ERR(-EIO, "s3: PUT '%s' part %zu: no ETag in the copy answer",
-					     m->key, i + 1);
+				rc = S3_ERR(-EIO,
+					    "s3: PUT '%s' part %zu: no ETag in the copy answer",
+					    m->key, i + 1);
 			xmlFreeDoc(doc);
 		}
 		req_release(&r);
@@ -1185,8 +1189,7 @@ out:
 	return rc;
 }
 
-int sfs_s3_put_fd(struct sfs_s3_client *c, const char *key, int fd, uint64_t size,
-		  char md5_hex[33])
+int sfs_s3_put_fd(struct sfs_s3_client *c, const char *key, int fd, uint64_t size, char md5_hex[33])
 {
 	unsigned char md5[16];
 	int rc;
@@ -1250,11 +1253,11 @@ ssize_t sfs_s3_get_range(struct sfs_s3_client *c, const char *key, uint64_t off,
 			}
 			/* log like perform() would have */
 			if (status == 0)
-				sfs_log(LOG_ERR, "s3: GET '%s': cannot reach '%s': %s", key, c->endpoint,
-					r.curl_err);
+				sfs_log(LOG_ERR, "s3: GET '%s': cannot reach '%s': %s", key,
+					c->endpoint, r.curl_err);
 			else
-				sfs_log(status == 404 ? LOG_DEBUG : LOG_ERR, "s3: GET '%s': HTTP %ld %s",
-					key, status, r.code);
+				sfs_log(status == 404 ? LOG_DEBUG : LOG_ERR,
+					"s3: GET '%s': HTTP %ld %s", key, status, r.code);
 			req_release(&r);
 			return rc;
 		}
@@ -1417,7 +1420,7 @@ int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimit
 		if (!xml_is(root, "ListBucketResult")) {
 			xmlFreeDoc(doc);
 			rc = S3_ERR(-EIO, "s3: GET ?list-type=2 prefix '%s': unreadable answer",
-				     prefix ? prefix : "");
+				    prefix ? prefix : "");
 			break;
 		}
 		for (xmlNodePtr n = root->children; n && !rc; n = n->next) {
@@ -1447,8 +1450,9 @@ int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimit
 		if (!rc && strcmp(trunc, "true") == 0 && !single_page) {
 			token = xml_child_dup(root, "NextContinuationToken");
 			if (!token || !*token) {
-				rc = S3_ERR(-EIO, "s3: list '%s': truncated without a continuation token",
-					     prefix ? prefix : "");
+				rc = S3_ERR(-EIO,
+					    "s3: list '%s': truncated without a continuation token",
+					    prefix ? prefix : "");
 			}
 		}
 		xmlFreeDoc(doc);
@@ -1468,9 +1472,9 @@ int sfs_s3_copy(struct sfs_s3_client *c, const char *src, const char *dst, uint6
 	int rc;
 
 	if (size > c->copy_threshold)
-		return multipart(c, dst, -1, src, size, size / MAX_PARTS + 1 > (512ull << 20)
-								? size / MAX_PARTS + 1
-								: (512ull << 20));
+		return multipart(c, dst, -1, src, size,
+				 size / MAX_PARTS + 1 > (512ull << 20) ? size / MAX_PARTS + 1
+								       : (512ull << 20));
 	sfs_buf_init(&body, XML_CAP);
 	sfs_buf_init(&hdr, 0);
 	rc = sfs_sigv4_uri_encode(src, strlen(src), 0, &enc);

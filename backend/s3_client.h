@@ -32,31 +32,32 @@ struct sfs_s3_client;
  * sfs_log(), a do/while statement, inside a comma expression, so it cannot be
  * used as an expression; this is the expression form.)
  */
-#define S3_ERR(rc, ...)                                                                            \
+#define S3_ERR(rc, ...) \
 	(((LOG_ERR) <= sfs_log_level ? sfs_log_emit(LOG_ERR, __VA_ARGS__) : (void)0), (rc))
 
 struct sfs_s3_opts {
-	const char *endpoint;      /* "http://127.0.0.1:9000"; NULL = https://s3.<region>.amazonaws.com */
-	const char *bucket;        /* required */
-	const char *region;        /* NULL = "us-east-1" */
-	int path_style;            /* 1 = endpoint/bucket/key, 0 = bucket.host/key */
-	const char *access_key;    /* NULL = anonymous (requests are not signed) */
+	const char
+		*endpoint;  /* "http://127.0.0.1:9000"; NULL = https://s3.<region>.amazonaws.com */
+	const char *bucket; /* required */
+	const char *region; /* NULL = "us-east-1" */
+	int path_style;	    /* 1 = endpoint/bucket/key, 0 = bucket.host/key */
+	const char *access_key; /* NULL = anonymous (requests are not signed) */
 	const char *secret_key;
 	const char *session_token; /* sent (and signed) as x-amz-security-token */
-	int max_attempts;          /* per request, >= 1; 0 = 6 */
-	int backoff_ms;            /* first retry delay; doubles, capped, with jitter; 0 = 100 */
+	int max_attempts;	   /* per request, >= 1; 0 = 6 */
+	int backoff_ms;		   /* first retry delay; doubles, capped, with jitter; 0 = 100 */
 	long connect_timeout_ms;   /* 0 = 10000 */
-	long stall_timeout_s;      /* abort a transfer that moves < 1 byte/s this long; 0 = 60 */
-	uint64_t part_size;        /* multipart part size; 0 = 64 MiB (min 5 MiB enforced by S3) */
+	long stall_timeout_s;	   /* abort a transfer that moves < 1 byte/s this long; 0 = 60 */
+	uint64_t part_size;	   /* multipart part size; 0 = 64 MiB (min 5 MiB enforced by S3) */
 	uint64_t multipart_threshold; /* fd uploads above this go multipart; 0 = part_size */
-	uint64_t copy_threshold;   /* copies above this use UploadPartCopy; 0 = 5 GiB */
-	int threads;               /* parallel parts / copies; 0 = 4 */
+	uint64_t copy_threshold;      /* copies above this use UploadPartCopy; 0 = 5 GiB */
+	int threads;		      /* parallel parts / copies; 0 = 4 */
 };
 
 struct sfs_s3_objinfo {
 	uint64_t size;
 	int64_t mtime_ns; /* Last-Modified / LastModified; 0 if unknown */
-	char etag[80];    /* without quotes; "" if unknown */
+	char etag[80];	  /* without quotes; "" if unknown */
 };
 
 /* Create a client (copies every string).  -EINVAL without bucket, -ENOMEM. */
@@ -92,8 +93,8 @@ int sfs_s3_put(struct sfs_s3_client *c, const char *key, const void *buf, size_t
  * multipart upload with parallel parts (aborted on failure).  md5_hex (may be
  * NULL) receives the MD5 of the whole content.
  */
-int sfs_s3_put_fd(struct sfs_s3_client *c, const char *key, int fd, uint64_t size,
-		  char md5_hex[33]) __attribute__((warn_unused_result));
+int sfs_s3_put_fd(struct sfs_s3_client *c, const char *key, int fd, uint64_t size, char md5_hex[33])
+	__attribute__((warn_unused_result));
 
 /*
  * Read up to n bytes at off into buf.  Returns the byte count, short only at

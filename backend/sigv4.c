@@ -156,7 +156,8 @@ int sfs_sigv4_canonical_request(const struct sfs_sigv4_request *r, char **out,
 	for (size_t i = 0; i < r->n_query; i++) {
 		const char *v = r->query[i].value ? r->query[i].value : "";
 		q[i].order = i;
-		if (sfs_sigv4_uri_encode(r->query[i].name, strlen(r->query[i].name), 1, &q[i].name) ||
+		if (sfs_sigv4_uri_encode(r->query[i].name, strlen(r->query[i].name), 1,
+					 &q[i].name) ||
 		    sfs_sigv4_uri_encode(v, strlen(v), 1, &q[i].value))
 			goto out;
 	}

@@ -34,13 +34,14 @@ struct sfs_sigv4_kv {
 };
 
 struct sfs_sigv4_request {
-	const char *method;                 /* "GET", "PUT", ... */
-	const char *path;                   /* raw path, starts with '/' */
-	const struct sfs_sigv4_kv *query;   /* raw query parameters, any order */
+	const char *method;		  /* "GET", "PUT", ... */
+	const char *path;		  /* raw path, starts with '/' */
+	const struct sfs_sigv4_kv *query; /* raw query parameters, any order */
 	size_t n_query;
-	const struct sfs_sigv4_kv *headers; /* every header to sign, including host and x-amz-date */
+	const struct sfs_sigv4_kv
+		*headers; /* every header to sign, including host and x-amz-date */
 	size_t n_headers;
-	const char *payload_hash;           /* lowercase hex SHA-256 or "UNSIGNED-PAYLOAD" */
+	const char *payload_hash; /* lowercase hex SHA-256 or "UNSIGNED-PAYLOAD" */
 };
 
 struct sfs_sigv4_creds {

@@ -26,12 +26,12 @@
 
 #include "common/log.h"
 
-#define XATTR_COMMIT "user.stagefs.commit"
-#define XATTR_STATUS "user.stagefs.status"
-#define XATTR_META "user.stagefs.metadata"
-#define XATTR_HINT "user.stagefs.md5"
-#define XATTR_PREFIX "user.stagefs."
-#define RECEIPTS ".receipts"
+#define XATTR_COMMIT  "user.stagefs.commit"
+#define XATTR_STATUS  "user.stagefs.status"
+#define XATTR_META    "user.stagefs.metadata"
+#define XATTR_HINT    "user.stagefs.md5"
+#define XATTR_PREFIX  "user.stagefs."
+#define RECEIPTS      ".receipts"
 #define CANON_TIMEOUT 3600.0
 
 static struct sfs_fs *FS(fuse_req_t req)
@@ -310,8 +310,8 @@ static char *join_key(const char *a, const char *b)
 	return s;
 }
 
-static int lookup_keyed(struct sfs_fs *fs, enum sfs_ikind kind, char *key, char *name,
-			char *tkey, struct fuse_entry_param *e)
+static int lookup_keyed(struct sfs_fs *fs, enum sfs_ikind kind, char *key, char *name, char *tkey,
+			struct fuse_entry_param *e)
 {
 	struct sfs_inode *in = inode_new(kind);
 	double timeout;
@@ -597,8 +597,7 @@ static void hash_save(struct sfs_inode *in, int fd)
 
 	pthread_mutex_lock(&in->hlock);
 	if (in->hash.valid && !in->hash.pend && fstat(fd, &st) == 0 &&
-	    (uint64_t)st.st_size == in->hash.off &&
-	    sfs_md5_copy(&copy, &in->hash.md5) == 0)
+	    (uint64_t)st.st_size == in->hash.off && sfs_md5_copy(&copy, &in->hash.md5) == 0)
 		ok = 1;
 	pthread_mutex_unlock(&in->hlock);
 	if (!ok)
@@ -622,9 +621,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 
 	if (in->kind != SFS_IK_STAGING || fs->read_only) {
 		fuse_reply_err(req, (in->kind == SFS_IK_RECEIPT || in->kind == SFS_IK_RECEIPTS) &&
-					    !fs->read_only
-				    ? EPERM
-				    : EROFS);
+						    !fs->read_only
+					    ? EPERM
+					    : EROFS);
 		return;
 	}
 	if (is_stale(fs, in)) {
@@ -904,7 +903,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		struct stat st;
 		if (fstatat(p->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			pthread_mutex_lock(&fs->lock);
-			struct sfs_inode *src = sfs_fs_find_staging_locked(fs, st.st_dev, st.st_ino);
+			struct sfs_inode *src =
+				sfs_fs_find_staging_locked(fs, st.st_dev, st.st_ino);
 			if (src && src->committing)
 				rc = -EBUSY;
 			pthread_mutex_unlock(&fs->lock);
@@ -985,7 +985,8 @@ static void writer_leave(struct sfs_fs *fs, struct sfs_inode *in, int fd)
 		if (sfs_fs_staging_rel(fs, in, &rel) == 0) {
 			int rc = sfs_backend_staged_sync(fs->be, rel, fd, 0);
 			if (rc)
-				sfs_log(LOG_ERR, "cannot store staged '%s': %s", rel, strerror(-rc));
+				sfs_log(LOG_ERR, "cannot store staged '%s': %s", rel,
+					strerror(-rc));
 		}
 		free(rel);
 	}
@@ -1122,7 +1123,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if ((size_t)off >= len)
 			fuse_reply_buf(req, NULL, 0);
 		else
-			fuse_reply_buf(req, json + off, len - (size_t)off < size ? len - (size_t)off : size);
+			fuse_reply_buf(req, json + off,
+				       len - (size_t)off < size ? len - (size_t)off : size);
 		return;
 	}
 	char *buf = malloc(size ? size : 1);
@@ -1130,7 +1132,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ssize_t n = sfs_backend_pread(fs->be, (struct sfs_bfile *)(uintptr_t)fi->fh, buf, size, off);
+	ssize_t n =
+		sfs_backend_pread(fs->be, (struct sfs_bfile *)(uintptr_t)fi->fh, buf, size, off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -1517,9 +1520,9 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 
 	if (in->kind != SFS_IK_STAGING || fs->read_only) {
 		fuse_reply_err(req, (in->kind == SFS_IK_RECEIPT || in->kind == SFS_IK_RECEIPTS) &&
-					    !fs->read_only
-				    ? EPERM
-				    : EROFS);
+						    !fs->read_only
+					    ? EPERM
+					    : EROFS);
 		return;
 	}
 	if (strcmp(name, XATTR_COMMIT) == 0) {

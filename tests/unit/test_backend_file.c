@@ -90,12 +90,14 @@ static void test_put_get_stat_list(void **state)
 	size_t n = 0;
 
 	assert_int_equal(sfs_backend_put_bytes(f->be, "_snapshots/a/manifest", "abc", 3, 0), 0);
-	assert_int_equal(sfs_backend_put_bytes(f->be, "_snapshots/a/manifest", "x", 1, SFS_NOREPLACE),
-			 -EEXIST);
+	assert_int_equal(
+		sfs_backend_put_bytes(f->be, "_snapshots/a/manifest", "x", 1, SFS_NOREPLACE),
+		-EEXIST);
 	assert_int_equal(sfs_backend_get_bytes(f->be, "_snapshots/a/manifest", &buf, &n, 100), 0);
 	assert_int_equal(n, 3);
 	free(buf);
-	assert_int_equal(sfs_backend_get_bytes(f->be, "_snapshots/a/manifest", &buf, &n, 2), -EFBIG);
+	assert_int_equal(sfs_backend_get_bytes(f->be, "_snapshots/a/manifest", &buf, &n, 2),
+			 -EFBIG);
 	assert_int_equal(sfs_backend_stat(f->be, "_snapshots/a/manifest", &st), 0);
 	assert_int_equal(st.size, 3);
 	assert_true(S_ISREG(st.mode));
@@ -188,12 +190,18 @@ static void test_recover_intents(void **state)
 	snprintf(p, sizeof(p), "%s/_staging/lab/kept", f->store);
 	write_file(p, "kept");
 
-	struct sfs_job a = {.staging = strdup("lab/moved"), .canonical = strdup("_hash/lab/m"),
-			    .addressing = strdup("hash"), .metadata = strdup("{\"size\":5}"),
-			    .receipt_dir = strdup("lab"), .receipt_name = strdup("moved.json")};
-	struct sfs_job b = {.staging = strdup("lab/kept"), .canonical = strdup("_hash/lab/k"),
-			    .addressing = strdup("hash"), .metadata = strdup("{\"size\":4}"),
-			    .receipt_dir = strdup("lab"), .receipt_name = strdup("kept.json")};
+	struct sfs_job a = {.staging = strdup("lab/moved"),
+			    .canonical = strdup("_hash/lab/m"),
+			    .addressing = strdup("hash"),
+			    .metadata = strdup("{\"size\":5}"),
+			    .receipt_dir = strdup("lab"),
+			    .receipt_name = strdup("moved.json")};
+	struct sfs_job b = {.staging = strdup("lab/kept"),
+			    .canonical = strdup("_hash/lab/k"),
+			    .addressing = strdup("hash"),
+			    .metadata = strdup("{\"size\":4}"),
+			    .receipt_dir = strdup("lab"),
+			    .receipt_name = strdup("kept.json")};
 	assert_int_equal(sfs_index_job_begin(ix, &a), 0);
 	assert_int_equal(sfs_index_job_begin(ix, &b), 0);
 	/* the crash came after the move of a and before the move of b */

@@ -121,11 +121,12 @@ static void test_metadata_schema_file(void **state)
 	};
 
 	assert_int_equal(sfs_index_build_metadata(f->ix, &in, &m), 0);
-	assert_string_equal(m, "{\"path\":\"_schema/lab/Session/subject_id=1/raw_abcdEFGH.h5\","
-			       "\"store\":\"main\",\"size\":5,\"ext\":\".h5\",\"is_dir\":false,"
-			       "\"item_count\":null,\"timestamp\":\"2026-11-25T14:56:49.123456+00:00\","
-			       "\"addressing\":\"schema\",\"staging\":\"staging/lab/Session/a.h5\","
-			       "\"md5\":\"5d41402abc4b2a76b9719d911017c592\"}");
+	assert_string_equal(
+		m, "{\"path\":\"_schema/lab/Session/subject_id=1/raw_abcdEFGH.h5\","
+		   "\"store\":\"main\",\"size\":5,\"ext\":\".h5\",\"is_dir\":false,"
+		   "\"item_count\":null,\"timestamp\":\"2026-11-25T14:56:49.123456+00:00\","
+		   "\"addressing\":\"schema\",\"staging\":\"staging/lab/Session/a.h5\","
+		   "\"md5\":\"5d41402abc4b2a76b9719d911017c592\"}");
 	free(m);
 }
 
@@ -134,9 +135,15 @@ static void test_metadata_schema_dir_and_hash(void **state)
 	struct fx *f = *state;
 	char *m = NULL;
 	struct sfs_meta_in d = {
-		.path = "_schema/lab/T/id=1/frames_x.zarr", .store = "s", .ext = NULL,
-		.staging = "staging/lab/T/f.zarr", .checksum = "abc-2--10", .size = 10,
-		.is_dir = 1, .item_count = 2, .timestamp = "t",
+		.path = "_schema/lab/T/id=1/frames_x.zarr",
+		.store = "s",
+		.ext = NULL,
+		.staging = "staging/lab/T/f.zarr",
+		.checksum = "abc-2--10",
+		.size = 10,
+		.is_dir = 1,
+		.item_count = 2,
+		.timestamp = "t",
 	};
 	assert_int_equal(sfs_index_build_metadata(f->ix, &d, &m), 0);
 	assert_string_equal(m, "{\"path\":\"_schema/lab/T/id=1/frames_x.zarr\",\"store\":\"s\","
@@ -145,16 +152,22 @@ static void test_metadata_schema_dir_and_hash(void **state)
 			       "\"staging\":\"staging/lab/T/f.zarr\",\"checksum\":\"abc-2--10\"}");
 	free(m);
 	struct sfs_meta_in h = {
-		.hash_addressing = 1, .path = "_hash/lab/lvauakv4jmvhnolrtwiraf6fsi", .store = "s",
-		.schema = "lab", .hash = "lvauakv4jmvhnolrtwiraf6fsi", .staging = "staging/lab/T/a",
-		.md5 = "5d41402abc4b2a76b9719d911017c592", .size = 5,
+		.hash_addressing = 1,
+		.path = "_hash/lab/lvauakv4jmvhnolrtwiraf6fsi",
+		.store = "s",
+		.schema = "lab",
+		.hash = "lvauakv4jmvhnolrtwiraf6fsi",
+		.staging = "staging/lab/T/a",
+		.md5 = "5d41402abc4b2a76b9719d911017c592",
+		.size = 5,
 	};
 	assert_int_equal(sfs_index_build_metadata(f->ix, &h, &m), 0);
-	assert_string_equal(m, "{\"hash\":\"lvauakv4jmvhnolrtwiraf6fsi\","
-			       "\"path\":\"_hash/lab/lvauakv4jmvhnolrtwiraf6fsi\",\"schema\":\"lab\","
-			       "\"store\":\"s\",\"size\":5,\"addressing\":\"hash\","
-			       "\"staging\":\"staging/lab/T/a\","
-			       "\"md5\":\"5d41402abc4b2a76b9719d911017c592\",\"dedup\":false}");
+	assert_string_equal(m,
+			    "{\"hash\":\"lvauakv4jmvhnolrtwiraf6fsi\","
+			    "\"path\":\"_hash/lab/lvauakv4jmvhnolrtwiraf6fsi\",\"schema\":\"lab\","
+			    "\"store\":\"s\",\"size\":5,\"addressing\":\"hash\","
+			    "\"staging\":\"staging/lab/T/a\","
+			    "\"md5\":\"5d41402abc4b2a76b9719d911017c592\",\"dedup\":false}");
 	free(m);
 }
 
@@ -193,8 +206,10 @@ static void test_job_finish_records_object_and_receipt(void **state)
 static void test_dedup_keeps_first_object(void **state)
 {
 	struct fx *f = *state;
-	struct sfs_job a = make_job("lab/S/a", "_hash/lab/x", "hash", "{\"staging\":\"a\",\"dedup\":false}");
-	struct sfs_job b = make_job("lab/S/b", "_hash/lab/x", "hash", "{\"staging\":\"b\",\"dedup\":false}");
+	struct sfs_job a =
+		make_job("lab/S/a", "_hash/lab/x", "hash", "{\"staging\":\"a\",\"dedup\":false}");
+	struct sfs_job b =
+		make_job("lab/S/b", "_hash/lab/x", "hash", "{\"staging\":\"b\",\"dedup\":false}");
 	char *json = NULL;
 	int64_t n = 0;
 
@@ -224,7 +239,8 @@ static void test_abort_and_retarget(void **state)
 	int jobs = 0;
 
 	assert_int_equal(sfs_index_job_begin(f->ix, &j), 0);
-	assert_int_equal(sfs_index_job_retarget(f->ix, &j, "_schema/a_tok2", "{\"path\":\"2\"}"), 0);
+	assert_int_equal(sfs_index_job_retarget(f->ix, &j, "_schema/a_tok2", "{\"path\":\"2\"}"),
+			 0);
 	assert_string_equal(j.canonical, "_schema/a_tok2");
 	assert_int_equal(sfs_index_job_finish(f->ix, &j, 0), 0);
 	assert_int_equal(sfs_index_object_metadata(f->ix, "_schema/a_tok2", &json), 0);
@@ -278,13 +294,15 @@ static void test_receipts_list_delete(void **state)
 static void test_commit_value_build(void **state)
 {
 	char *v = NULL;
-	char *keys[] = {"subject_id=1", "session=a", "rate=1.5", "ok=true", "code=007", "raw:=\"12\""};
+	char *keys[] = {"subject_id=1", "session=a", "rate=1.5",
+			"ok=true",	"code=007",  "raw:=\"12\""};
 	char *bad[] = {"novalue"};
 
 	(void)state;
 	assert_int_equal(sfs_commit_value_build("raw", keys, 6, ".h5", &v), 0);
-	assert_string_equal(v, "{\"field\":\"raw\",\"key\":{\"subject_id\":1,\"session\":\"a\","
-			       "\"rate\":1.5,\"ok\":true,\"code\":\"007\",\"raw\":\"12\"},\"ext\":\".h5\"}");
+	assert_string_equal(
+		v, "{\"field\":\"raw\",\"key\":{\"subject_id\":1,\"session\":\"a\","
+		   "\"rate\":1.5,\"ok\":true,\"code\":\"007\",\"raw\":\"12\"},\"ext\":\".h5\"}");
 	free(v);
 	assert_int_equal(sfs_commit_value_build("raw", keys, 1, NULL, &v), 0);
 	assert_string_equal(v, "{\"field\":\"raw\",\"key\":{\"subject_id\":1}}");

@@ -110,10 +110,10 @@ static struct sfs_s3_client *client_for(const char *endpoint, int attempts)
 }
 
 /* Fail (never skip) a test that needs s3rver when it could not be started. */
-#define require_server()                                                                           \
-	do {                                                                                       \
-		if (!g_server_up)                                                                  \
-			fail_msg("s3rver is not running (scripts/s3-server start failed)");       \
+#define require_server()                                                                    \
+	do {                                                                                \
+		if (!g_server_up)                                                           \
+			fail_msg("s3rver is not running (scripts/s3-server start failed)"); \
 	} while (0)
 
 /* ---- group setup: s3rver ---- */
@@ -169,7 +169,8 @@ struct proxy {
 	int fault_mode;
 	int fault_status;
 	const char *fault_code;
-	atomic_int requests; /* requests seen (first request of each connection + relayed ones unknown) */
+	atomic_int
+		requests; /* requests seen (first request of each connection + relayed ones unknown) */
 	atomic_int faults;
 };
 
@@ -273,14 +274,16 @@ static void *conn_main(void *arg)
 		int n = snprintf(resp, sizeof(resp),
 				 "HTTP/1.1 %d Injected\r\nContent-Type: application/xml\r\n"
 				 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-				 p->fault_status, head ? (size_t)0 : strlen(body), head ? "" : body);
+				 p->fault_status, head ? (size_t)0 : strlen(body),
+				 head ? "" : body);
 		if (write(fd, resp, (size_t)n) < 0)
 			goto out;
 		goto out;
 	}
 	if (!p->upstream_port)
 		goto out;
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
 				.sin_port = htons((uint16_t)p->upstream_port)};
 	int up = socket(AF_INET, SOCK_STREAM, 0);
 	if (up < 0 || connect(up, (struct sockaddr *)&a, sizeof(a)) != 0) {
@@ -405,7 +408,8 @@ static void t_put_get_stat(void **state)
 	assert_int_equal(n, 5);
 	assert_memory_equal(buf, "hello", 5);
 	free(buf);
-	assert_int_equal(sfs_backend_get_bytes(b, "a/b/c with space+plus.txt", &buf, &n, 2), -EFBIG);
+	assert_int_equal(sfs_backend_get_bytes(b, "a/b/c with space+plus.txt", &buf, &n, 2),
+			 -EFBIG);
 	assert_int_equal(sfs_backend_stat(b, "a/b/c with space+plus.txt", &st), 0);
 	assert_true(S_ISREG(st.mode));
 	assert_int_equal(st.size, 5);
@@ -617,9 +621,8 @@ static void t_stage_promote_tree(void **state)
 	assert_int_equal(sfs_backend_list(b, "_schema/lab/T/k=1/run_tok", count_cb, &nm), 0);
 	assert_int_equal(nm.n_files, 1);
 	assert_int_equal(nm.n_dirs, 1);
-	assert_int_equal(sfs_backend_get_bytes(b, "_schema/lab/T/k=1/run_tok/sub/b.bin", &buf, &n,
-					       100),
-			 0);
+	assert_int_equal(
+		sfs_backend_get_bytes(b, "_schema/lab/T/k=1/run_tok/sub/b.bin", &buf, &n, 100), 0);
 	assert_int_equal(n, 6);
 	assert_memory_equal(buf, "BBBBBB", 6);
 	free(buf);
@@ -630,9 +633,9 @@ static void t_stage_promote_tree(void **state)
 	/* NOREPLACE onto an existing tree: -EEXIST, staged entry untouched */
 	write_local(dfd, "lab/T/run2/a.bin", "CCCC", 4);
 	sync_local(b, dfd, "lab/T/run2/a.bin");
-	assert_int_equal(sfs_backend_promote(b, "lab/T/run2", "_schema/lab/T/k=1/run_tok",
-					     SFS_NOREPLACE),
-			 -EEXIST);
+	assert_int_equal(
+		sfs_backend_promote(b, "lab/T/run2", "_schema/lab/T/k=1/run_tok", SFS_NOREPLACE),
+		-EEXIST);
 	assert_int_equal(sfs_backend_stat(b, "_staging/lab/T/run2/a.bin", &st), 0);
 	assert_int_equal(faccessat(dfd, "lab/T/run2/a.bin", F_OK, 0), 0);
 	/* NOREPLACE of a single file onto a new key works, onto an existing one fails */
@@ -708,8 +711,11 @@ static void t_multipart(void **state)
 	sfs_backend_close_obj(b, f);
 
 	/* the client reports the MD5 of the whole file */
-	struct sfs_s3_opts o = {.endpoint = g_endpoint, .bucket = BUCKET, .path_style = 1,
-				.access_key = "S3RVER", .secret_key = "S3RVER",
+	struct sfs_s3_opts o = {.endpoint = g_endpoint,
+				.bucket = BUCKET,
+				.path_style = 1,
+				.access_key = "S3RVER",
+				.secret_key = "S3RVER",
 				.part_size = 5u << 20};
 	struct sfs_s3_client *c = NULL;
 	char md5[33];

@@ -15,7 +15,7 @@
 #include <strings.h>
 
 #define VEC_DIR "tests/vectors/sigv4"
-#define MAX_KV 16
+#define MAX_KV	16
 
 /* Read a vector file; NULL when it does not exist. */
 static char *slurp(const char *name, const char *ext)
@@ -158,11 +158,11 @@ static void check_vector(const char *name)
 	free(want_authz);
 }
 
-#define VECTOR_TEST(fn, name)                                                                      \
-	static void fn(void **state)                                                               \
-	{                                                                                          \
-		(void)state;                                                                       \
-		check_vector(name);                                                                \
+#define VECTOR_TEST(fn, name)        \
+	static void fn(void **state) \
+	{                            \
+		(void)state;         \
+		check_vector(name);  \
 	}
 
 VECTOR_TEST(t_get_vanilla, "get-vanilla")
@@ -212,8 +212,9 @@ static void t_amz_date_and_unsigned_payload(void **state)
 	struct sfs_sigv4_kv q[] = {{"delete", NULL}};
 	struct sfs_sigv4_request r = {"POST", "/k", q, 1, h, 2, SFS_SIGV4_UNSIGNED_PAYLOAD};
 	assert_int_equal(sfs_sigv4_canonical_request(&r, &creq, NULL), 0);
-	assert_string_equal(creq, "POST\n/k\ndelete=\nhost:b.example\nx-amz-date:20150830T123600Z\n\n"
-				  "host;x-amz-date\nUNSIGNED-PAYLOAD");
+	assert_string_equal(creq,
+			    "POST\n/k\ndelete=\nhost:b.example\nx-amz-date:20150830T123600Z\n\n"
+			    "host;x-amz-date\nUNSIGNED-PAYLOAD");
 	free(creq);
 	creq = NULL;
 	struct sfs_sigv4_request bad = {NULL, "/", NULL, 0, NULL, 0, "x"};
