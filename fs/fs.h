@@ -31,23 +31,7 @@
 
 enum sfs_ikind { SFS_IK_ROOT, SFS_IK_STAGING, SFS_IK_CANON, SFS_IK_RECEIPTS, SFS_IK_RECEIPT };
 
-/* A write that arrived before the bytes in front of it (writeback flushes race). */
-struct sfs_hashpend {
-	uint64_t off;
-	size_t len;
-	struct sfs_hashpend *next; /* sorted by off */
-	unsigned char data[];
-};
-
-/* Hash-while-writing state of a staged regular file. */
-struct sfs_hashstate {
-	struct sfs_md5 md5;	   /* valid only when valid == 1 */
-	uint64_t off;		   /* bytes hashed so far (all of [0, off)) */
-	int valid;		   /* 0: rewrite/hole seen; commit re-reads the file */
-	struct sfs_hashpend *pend; /* writes beyond off, waiting for the gap to fill */
-	size_t pend_bytes;	   /* bounded by SFS_HASH_PEND_MAX */
-};
-#define SFS_HASH_PEND_MAX (64u << 20)
+#include "fs/hasher.h"
 
 struct sfs_inode {
 	enum sfs_ikind kind;
@@ -63,10 +47,10 @@ struct sfs_inode {
 	int writers;	  /* open write handles, protected by fs->lock */
 	int committing;	  /* a commit of this entry (or a parent) runs; protected by fs->lock */
 	int stale;	  /* committed away: every op fails ENOENT; protected by fs->lock */
-	pthread_mutex_t hlock;	   /* protects hash and status */
-	struct sfs_hashstate hash; /* protected by hlock */
-	char *status;		   /* last commit error / progress; protected by hlock */
-	struct sfs_inode *next;	   /* hash chain, protected by fs->lock */
+	pthread_mutex_t hlock;	/* protects hjob and status */
+	struct sfs_hjob *hjob;	/* digest while written (NULL: unknown); protected by hlock */
+	char *status;		/* last commit error / progress; protected by hlock */
+	struct sfs_inode *next; /* hash chain, protected by fs->lock */
 };
 
 struct sfs_fs {
@@ -119,6 +103,9 @@ int sfs_fs_table_insert_locked(struct sfs_fs *fs, struct sfs_inode *in);
 void sfs_fs_table_remove_locked(struct sfs_fs *fs, struct sfs_inode *in);
 /* Find a staging inode by identity (no reference taken); caller holds fs->lock. */
 struct sfs_inode *sfs_fs_find_staging_locked(struct sfs_fs *fs, dev_t dev, ino_t ino);
+
+/* A reference to the inode's hash job, or NULL (caller puts it). */
+struct sfs_hjob *sfs_inode_hjob(struct sfs_inode *in);
 
 /* Replace the inode's status text (NULL clears). */
 void sfs_inode_set_status(struct sfs_inode *in, const char *fmt, ...)

@@ -229,8 +229,10 @@ static int run_mount(int argc, char **argv)
 	if (!m.foreground)
 		sfs_log_use_syslog(1);
 	rc = sfs_fs_start_notifier(&fs);
+	if (!rc)
+		rc = sfs_hasher_start();
 	if (rc) {
-		sfs_log(LOG_ERR, "cannot start the invalidation thread: %s", strerror(-rc));
+		sfs_log(LOG_ERR, "cannot start a worker thread: %s", strerror(-rc));
 		goto out;
 	}
 	if (m.single) {
@@ -246,6 +248,7 @@ static int run_mount(int argc, char **argv)
 	}
 	exitc = rc == 0 ? 0 : 1;
 out:
+	sfs_hasher_stop();
 	if (fs_ready)
 		sfs_fs_stop_notifier(&fs);
 	if (mounted)

@@ -92,13 +92,11 @@ static struct sfs_inode *inode_new(enum sfs_ikind kind)
 	return in;
 }
 
-static void hash_drop_locked(struct sfs_inode *in);
-
 static void inode_free(struct sfs_inode *in)
 {
 	if (in->fd >= 0)
 		close(in->fd);
-	hash_drop_locked(in);
+	sfs_hjob_put(in->hjob);
 	pthread_mutex_destroy(&in->hlock);
 	free(in->key);
 	free(in->name);
@@ -498,114 +496,42 @@ static int writable_dir(struct sfs_fs *fs, struct sfs_inode *in)
 
 /* ---- hash while writing ---- */
 
-static void hash_drop_locked(struct sfs_inode *in)
+/* Replace the inode's hash job (NULL: the digest is unknown from here on). */
+static void hash_set(struct sfs_inode *in, struct sfs_hjob *j)
 {
-	if (in->hash.md5.ctx)
-		sfs_md5_release(&in->hash.md5);
-	while (in->hash.pend) {
-		struct sfs_hashpend *p = in->hash.pend;
-		in->hash.pend = p->next;
-		free(p);
-	}
-	in->hash.pend_bytes = 0;
-	in->hash.valid = 0;
+	pthread_mutex_lock(&in->hlock);
+	struct sfs_hjob *old = in->hjob;
+	in->hjob = j;
+	pthread_mutex_unlock(&in->hlock);
+	sfs_hjob_invalidate(old);
+	sfs_hjob_put(old);
 }
 
 static void hash_reset(struct sfs_inode *in)
 {
-	pthread_mutex_lock(&in->hlock);
-	hash_drop_locked(in);
-	in->hash.valid = sfs_md5_init(&in->hash.md5) == 0;
-	in->hash.off = 0;
-	pthread_mutex_unlock(&in->hlock);
+	hash_set(in, sfs_hjob_new(in->fd));
 }
 
 static void hash_invalidate(struct sfs_inode *in)
 {
-	pthread_mutex_lock(&in->hlock);
-	hash_drop_locked(in);
-	pthread_mutex_unlock(&in->hlock);
+	hash_set(in, NULL);
 }
 
-/*
- * Feed a completed write into the running MD5.  Writes in order are hashed at
- * once; a write past the hashed prefix waits in a bounded, sorted side list
- * until the gap before it fills (concurrent writeback flushes arrive in any
- * order); a rewrite of bytes already hashed or pending gives up (commit then
- * reads the file).
- */
-static void hash_write(struct sfs_inode *in, const void *buf, size_t n, off_t off)
+struct sfs_hjob *sfs_inode_hjob(struct sfs_inode *in)
 {
-	uint64_t o = (uint64_t)off;
-
-	if (n == 0)
-		return;
 	pthread_mutex_lock(&in->hlock);
-	if (!in->hash.valid)
-		goto out;
-	if (o < in->hash.off) {
-		hash_drop_locked(in);
-		goto out;
-	}
-	if (o > in->hash.off) {
-		struct sfs_hashpend **pp = &in->hash.pend, *p;
-		while (*pp && (*pp)->off + (*pp)->len <= o)
-			pp = &(*pp)->next;
-		if ((*pp && (*pp)->off < o + n) || in->hash.pend_bytes + n > SFS_HASH_PEND_MAX) {
-			hash_drop_locked(in); /* overlaps a pending write, or too far ahead */
-			goto out;
-		}
-		p = malloc(sizeof(*p) + n);
-		if (!p) {
-			hash_drop_locked(in);
-			goto out;
-		}
-		p->off = o;
-		p->len = n;
-		memcpy(p->data, buf, n);
-		p->next = *pp;
-		*pp = p;
-		in->hash.pend_bytes += n;
-		goto out;
-	}
-	if (in->hash.pend && in->hash.pend->off < o + n) {
-		hash_drop_locked(in); /* this write overlaps one already waiting */
-		goto out;
-	}
-	sfs_md5_update(&in->hash.md5, buf, n);
-	in->hash.off += n;
-	while (in->hash.pend && in->hash.pend->off == in->hash.off) {
-		struct sfs_hashpend *p = in->hash.pend;
-		in->hash.pend = p->next;
-		in->hash.pend_bytes -= p->len;
-		sfs_md5_update(&in->hash.md5, p->data, p->len);
-		in->hash.off += p->len;
-		free(p);
-	}
-out:
+	struct sfs_hjob *j = sfs_hjob_get(in->hjob);
 	pthread_mutex_unlock(&in->hlock);
+	return j;
 }
 
-/* Persist the digest of a file whose every byte was hashed in order (see commit.c). */
-static void hash_save(struct sfs_inode *in, int fd)
+/* The hasher finished a file: keep the digest with it for commits after a restart. */
+static void hash_done(int rfd, const char *hex, uint64_t size)
 {
-	struct sfs_md5 copy = {0};
-	unsigned char md[16];
-	char hex[33], val[80];
-	struct stat st;
-	int ok = 0;
+	char val[80];
 
-	pthread_mutex_lock(&in->hlock);
-	if (in->hash.valid && !in->hash.pend && fstat(fd, &st) == 0 &&
-	    (uint64_t)st.st_size == in->hash.off && sfs_md5_copy(&copy, &in->hash.md5) == 0)
-		ok = 1;
-	pthread_mutex_unlock(&in->hlock);
-	if (!ok)
-		return;
-	sfs_md5_final(&copy, md);
-	sfs_md5_hex(md, hex);
-	snprintf(val, sizeof(val), "%s %llu", hex, (unsigned long long)st.st_size);
-	if (fsetxattr(fd, XATTR_HINT, val, strlen(val), 0) < 0)
+	snprintf(val, sizeof(val), "%s %llu", hex, (unsigned long long)size);
+	if (fsetxattr(rfd, XATTR_HINT, val, strlen(val), 0) < 0)
 		sfs_log(LOG_DEBUG, "cannot store md5 hint: %s", strerror(errno));
 }
 
@@ -966,7 +892,7 @@ static int writer_enter(struct sfs_fs *fs, struct sfs_inode *in, int fd, int fla
 		if ((flags & O_TRUNC) || (fstat(fd, &st) == 0 && st.st_size == 0))
 			hash_reset(in);
 		else
-			hash_invalidate(in);
+			hash_invalidate(in); /* appending to bytes we did not see written */
 	}
 	return 0;
 }
@@ -978,8 +904,15 @@ static void writer_leave(struct sfs_fs *fs, struct sfs_inode *in, int fd)
 	pthread_mutex_lock(&fs->lock);
 	last = --in->writers == 0;
 	pthread_mutex_unlock(&fs->lock);
-	if (last)
-		hash_save(in, fd);
+	if (last) {
+		struct stat st;
+		struct sfs_hjob *j = sfs_inode_hjob(in);
+		if (j && fstat(fd, &st) == 0)
+			sfs_hjob_closed(j, (uint64_t)st.st_size);
+		else
+			sfs_hjob_invalidate(j);
+		sfs_hjob_put(j);
+	}
 	if (fs->be->ops->staged_sync && strcmp(fs->be->ops->name, "file") != 0) {
 		char *rel = NULL;
 		if (sfs_fs_staging_rel(fs, in, &rel) == 0) {
@@ -1152,14 +1085,17 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+	struct sfs_hjob *j = sfs_inode_hjob(in);
+	sfs_hjob_pre_write(j, (uint64_t)off, size);
 	while (done < size) {
 		ssize_t w = pwrite((int)fi->fh, buf + done, size - done, off + (off_t)done);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
 			int e = errno;
-			hash_invalidate(in);
+			sfs_hjob_invalidate(j);
 			if (done == 0) {
+				sfs_hjob_put(j);
 				fuse_reply_err(req, e);
 				return;
 			}
@@ -1167,7 +1103,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		}
 		done += (size_t)w;
 	}
-	hash_write(in, buf, done, off);
+	sfs_hjob_post_write(j, (uint64_t)off, done);
+	sfs_hjob_put(j);
 	fuse_reply_write(req, done);
 }
 
@@ -1791,6 +1728,7 @@ int sfs_fs_init(struct sfs_fs *fs, struct sfs_config *cfg, struct sfs_backend *b
 	pthread_mutex_init(&fs->lock, NULL);
 	pthread_mutex_init(&fs->nlock, NULL);
 	pthread_cond_init(&fs->ncond, NULL);
+	sfs_hasher_set_done_cb(hash_done);
 	fs->root.kind = SFS_IK_ROOT;
 	fs->root.fd = -1;
 	pthread_mutex_init(&fs->root.hlock, NULL);

@@ -1,0 +1,370 @@
+/* fs/hasher.c - see hasher.h */
+#include "fs/hasher.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "index/addressing.h"
+
+#define CHUNK	  (1u << 20)
+#define MAX_EXTRA 4096 /* out-of-order ranges kept before giving up */
+
+struct range {
+	uint64_t off, end;
+};
+
+struct sfs_hjob {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int refs;	     /* protected by lock */
+	int valid;	     /* protected by lock */
+	int active;	     /* a thread is hashing it; protected by lock */
+	int open_writers;    /* 1 while writers exist (reopened/closed); protected by lock */
+	uint64_t final_size; /* set by closed(); protected by lock */
+	uint64_t prefix;     /* [0, prefix) written; protected by lock */
+	uint64_t hashed;     /* [0, hashed) in md5; written by the active thread under lock */
+	struct range *extra; /* written ranges past prefix, sorted; protected by lock */
+	size_t nextra, cap;
+	int have_hex; /* protected by lock */
+	char hex[33];
+	struct sfs_md5 md5;	/* touched only by the active thread */
+	int rfd;		/* immutable */
+	int queued;		/* protected by hq_lock */
+	struct sfs_hjob *qnext; /* protected by hq_lock */
+};
+
+static pthread_mutex_t hq_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hq_cond = PTHREAD_COND_INITIALIZER;
+static struct sfs_hjob *hq_head, *hq_tail; /* protected by hq_lock */
+static int hq_stop, hq_started;		   /* protected by hq_lock */
+static pthread_t hq_thread;
+static void (*done_cb)(int rfd, const char *hex, uint64_t size);
+
+void sfs_hasher_set_done_cb(void (*cb)(int rfd, const char *hex, uint64_t size))
+{
+	done_cb = cb;
+}
+
+struct sfs_hjob *sfs_hjob_new(int rfd)
+{
+	struct sfs_hjob *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", rfd);
+	j->rfd = open(proc, O_RDONLY | O_CLOEXEC);
+	if (j->rfd < 0 || sfs_md5_init(&j->md5) != 0) {
+		if (j->rfd >= 0)
+			close(j->rfd);
+		free(j);
+		return NULL;
+	}
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_cond_init(&j->cond, NULL);
+	j->refs = 1;
+	j->valid = 1;
+	j->open_writers = 1;
+	return j;
+}
+
+struct sfs_hjob *sfs_hjob_get(struct sfs_hjob *j)
+{
+	if (j) {
+		pthread_mutex_lock(&j->lock);
+		j->refs++;
+		pthread_mutex_unlock(&j->lock);
+	}
+	return j;
+}
+
+void sfs_hjob_put(struct sfs_hjob *j)
+{
+	if (!j)
+		return;
+	pthread_mutex_lock(&j->lock);
+	int last = --j->refs == 0;
+	pthread_mutex_unlock(&j->lock);
+	if (!last)
+		return;
+	sfs_md5_release(&j->md5);
+	close(j->rfd);
+	free(j->extra);
+	pthread_mutex_destroy(&j->lock);
+	pthread_cond_destroy(&j->cond);
+	free(j);
+}
+
+static void invalidate_locked(struct sfs_hjob *j)
+{
+	j->valid = 0;
+	pthread_cond_broadcast(&j->cond);
+}
+
+void sfs_hjob_invalidate(struct sfs_hjob *j)
+{
+	if (!j)
+		return;
+	pthread_mutex_lock(&j->lock);
+	invalidate_locked(j);
+	pthread_mutex_unlock(&j->lock);
+}
+
+/* Does [off, end) overlap anything written so far? Caller holds lock. */
+static int overlaps_locked(struct sfs_hjob *j, uint64_t off, uint64_t end)
+{
+	if (off < j->prefix)
+		return 1;
+	for (size_t i = 0; i < j->nextra; i++)
+		if (j->extra[i].off < end && off < j->extra[i].end)
+			return 1;
+	return 0;
+}
+
+void sfs_hjob_pre_write(struct sfs_hjob *j, uint64_t off, uint64_t n)
+{
+	if (!j || n == 0)
+		return;
+	pthread_mutex_lock(&j->lock);
+	if (j->valid && overlaps_locked(j, off, off + n))
+		invalidate_locked(j);
+	pthread_mutex_unlock(&j->lock);
+}
+
+static void enqueue(struct sfs_hjob *j)
+{
+	pthread_mutex_lock(&hq_lock);
+	if (!j->queued && hq_started && !hq_stop) {
+		j->queued = 1;
+		sfs_hjob_get(j);
+		j->qnext = NULL;
+		if (hq_tail)
+			hq_tail->qnext = j;
+		else
+			hq_head = j;
+		hq_tail = j;
+		pthread_cond_signal(&hq_cond);
+	}
+	pthread_mutex_unlock(&hq_lock);
+}
+
+void sfs_hjob_post_write(struct sfs_hjob *j, uint64_t off, uint64_t n)
+{
+	int wake = 0;
+
+	if (!j || n == 0)
+		return;
+	pthread_mutex_lock(&j->lock);
+	if (!j->valid)
+		goto out;
+	if (overlaps_locked(j, off, off + n)) {
+		invalidate_locked(j); /* two writes raced for the same bytes */
+		goto out;
+	}
+	if (off == j->prefix) {
+		j->prefix += n;
+		/* absorb the ranges that now join the prefix */
+		size_t k = 0;
+		while (k < j->nextra && j->extra[k].off == j->prefix)
+			j->prefix = j->extra[k++].end;
+		if (k) {
+			memmove(j->extra, j->extra + k, (j->nextra - k) * sizeof(*j->extra));
+			j->nextra -= k;
+		}
+		wake = 1;
+	} else {
+		if (j->nextra == MAX_EXTRA) {
+			invalidate_locked(j);
+			goto out;
+		}
+		if (j->nextra == j->cap) {
+			size_t ncap = j->cap ? j->cap * 2 : 16;
+			struct range *nr = realloc(j->extra, ncap * sizeof(*nr));
+			if (!nr) {
+				invalidate_locked(j);
+				goto out;
+			}
+			j->extra = nr;
+			j->cap = ncap;
+		}
+		size_t i = j->nextra;
+		while (i > 0 && j->extra[i - 1].off > off) {
+			j->extra[i] = j->extra[i - 1];
+			i--;
+		}
+		j->extra[i].off = off;
+		j->extra[i].end = off + n;
+		j->nextra++;
+		/* merge touching neighbours to keep the list short */
+		size_t w = 0;
+		for (size_t r = 1; r < j->nextra; r++) {
+			if (j->extra[r].off == j->extra[w].end)
+				j->extra[w].end = j->extra[r].end;
+			else
+				j->extra[++w] = j->extra[r];
+		}
+		j->nextra = w + 1;
+	}
+out:
+	pthread_mutex_unlock(&j->lock);
+	if (wake)
+		enqueue(j);
+}
+
+void sfs_hjob_closed(struct sfs_hjob *j, uint64_t size)
+{
+	if (!j)
+		return;
+	pthread_mutex_lock(&j->lock);
+	j->open_writers = 0;
+	j->final_size = size;
+	if (j->prefix != size || j->nextra)
+		invalidate_locked(j); /* holes or bytes we never saw written */
+	pthread_mutex_unlock(&j->lock);
+	enqueue(j);
+}
+
+/*
+ * Hash what is written and not yet hashed.  Returns when caught up, invalid,
+ * or (if !until_done) after one chunk while others may want the CPU.
+ * Only one thread is active on a job at a time.
+ */
+static void run(struct sfs_hjob *j, int until_done)
+{
+	char *buf = NULL;
+
+	pthread_mutex_lock(&j->lock);
+	while (j->active && until_done)
+		pthread_cond_wait(&j->cond, &j->lock);
+	if (j->active) {
+		pthread_mutex_unlock(&j->lock);
+		return;
+	}
+	j->active = 1;
+	while (j->valid && j->hashed < j->prefix) {
+		uint64_t start = j->hashed;
+		size_t n = j->prefix - start < CHUNK ? (size_t)(j->prefix - start) : CHUNK;
+		pthread_mutex_unlock(&j->lock);
+		if (!buf)
+			buf = malloc(CHUNK);
+		ssize_t r = buf ? pread(j->rfd, buf, n, (off_t)start) : -1;
+		if (r == (ssize_t)n)
+			sfs_md5_update(&j->md5, buf, n);
+		pthread_mutex_lock(&j->lock);
+		if (r != (ssize_t)n) {
+			invalidate_locked(j);
+			break;
+		}
+		j->hashed = start + n;
+		if (!until_done)
+			break;
+	}
+	int finish = j->valid && !j->open_writers && j->hashed == j->final_size &&
+		     j->hashed == j->prefix && !j->have_hex;
+	if (finish) {
+		unsigned char md[16];
+		struct sfs_md5 copy = {0};
+		if (sfs_md5_copy(&copy, &j->md5) == 0) {
+			sfs_md5_final(&copy, md);
+			sfs_md5_hex(md, j->hex);
+			j->have_hex = 1;
+		} else {
+			invalidate_locked(j);
+		}
+	}
+	int more = j->valid && j->hashed < j->prefix;
+	j->active = 0;
+	pthread_cond_broadcast(&j->cond);
+	char hex[33];
+	uint64_t size = j->final_size;
+	memcpy(hex, j->hex, sizeof(hex));
+	int report = finish && j->have_hex;
+	pthread_mutex_unlock(&j->lock);
+	free(buf);
+	if (report && done_cb)
+		done_cb(j->rfd, hex, size);
+	if (more && !until_done)
+		enqueue(j);
+}
+
+static void *hasher_main(void *arg)
+{
+	struct sched_param sp = {0};
+
+	(void)arg;
+	/* spare CPU only: the writers come first */
+	if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
+		sfs_log(LOG_DEBUG, "hasher: cannot use SCHED_IDLE: %s", strerror(errno));
+	pthread_mutex_lock(&hq_lock);
+	for (;;) {
+		while (!hq_head && !hq_stop)
+			pthread_cond_wait(&hq_cond, &hq_lock);
+		if (hq_stop)
+			break;
+		struct sfs_hjob *j = hq_head;
+		hq_head = j->qnext;
+		if (!hq_head)
+			hq_tail = NULL;
+		j->queued = 0;
+		pthread_mutex_unlock(&hq_lock);
+		run(j, 0);
+		sfs_hjob_put(j);
+		pthread_mutex_lock(&hq_lock);
+	}
+	while (hq_head) {
+		struct sfs_hjob *j = hq_head;
+		hq_head = j->qnext;
+		j->queued = 0;
+		pthread_mutex_unlock(&hq_lock);
+		sfs_hjob_put(j);
+		pthread_mutex_lock(&hq_lock);
+	}
+	hq_tail = NULL;
+	pthread_mutex_unlock(&hq_lock);
+	return NULL;
+}
+
+int sfs_hasher_start(void)
+{
+	pthread_mutex_lock(&hq_lock);
+	hq_stop = 0;
+	int rc = hq_started ? 0 : pthread_create(&hq_thread, NULL, hasher_main, NULL);
+	if (rc == 0)
+		hq_started = 1;
+	pthread_mutex_unlock(&hq_lock);
+	return -rc;
+}
+
+void sfs_hasher_stop(void)
+{
+	pthread_mutex_lock(&hq_lock);
+	int started = hq_started;
+	hq_stop = 1;
+	pthread_cond_broadcast(&hq_cond);
+	pthread_mutex_unlock(&hq_lock);
+	if (started)
+		pthread_join(hq_thread, NULL);
+	pthread_mutex_lock(&hq_lock);
+	hq_started = 0;
+	pthread_mutex_unlock(&hq_lock);
+}
+
+int sfs_hjob_result(struct sfs_hjob *j, char hex[33])
+{
+	if (!j)
+		return -ENODATA;
+	run(j, 1);
+	pthread_mutex_lock(&j->lock);
+	int rc = j->valid && j->have_hex ? 0 : -ENODATA;
+	if (!rc)
+		memcpy(hex, j->hex, 33);
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
