@@ -88,9 +88,11 @@ test: deps
 
 check: format-check banned unit
 
+FMT_SRC := $(wildcard common/*.[ch] backend/*.[ch] index/*.[ch] fs/*.[ch] tests/unit/*.c)
+
 format-check:
-	$(Q)clang-format --dry-run --Werror $(wildcard */*.c */*.h) 2>&1 | head -50; \
-	    clang-format --dry-run --Werror $(wildcard */*.c */*.h) >/dev/null 2>&1 \
+	$(Q)clang-format --dry-run --Werror $(FMT_SRC) 2>&1 | head -50; \
+	    clang-format --dry-run --Werror $(FMT_SRC) >/dev/null 2>&1 \
 	    && echo "format: ok" || { echo "format: run clang-format -i"; exit 1; }
 
 banned:

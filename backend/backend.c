@@ -7,21 +7,14 @@
 #include "common/config.h"
 #include "common/log.h"
 
-/* weak until backend/s3.c is linked in */
-extern int sfs_backend_s3_open(const struct sfs_config *cfg, struct sfs_backend **out)
-	__attribute__((weak));
-
 int sfs_backend_open(const struct sfs_config *cfg, struct sfs_backend **out)
 {
 	const char *name = cfg->backend ? cfg->backend : "file";
 
 	if (strcmp(name, "file") == 0)
 		return sfs_backend_file_open(cfg, out);
-	if (strcmp(name, "s3") == 0) {
-		if (!sfs_backend_s3_open)
-			return sfs_err(-ENOSYS, "this stagefs was built without the s3 backend");
+	if (strcmp(name, "s3") == 0)
 		return sfs_backend_s3_open(cfg, out);
-	}
 	return sfs_err(-EINVAL, "unknown backend '%s' (file or s3)", name);
 }
 

@@ -30,10 +30,10 @@ struct sfs_bfile;
 
 /* What stat/list report about one object or prefix. */
 struct sfs_bstat {
-	uint64_t size;     /* bytes (0 for directories) */
-	int64_t mtime_ns;  /* modification time, ns since the epoch (0 if unknown) */
-	mode_t mode;       /* S_IFREG|perm or S_IFDIR|perm */
-	char md5[33];      /* lowercase hex MD5 when the backend knows it cheaply, else "" */
+	uint64_t size;	  /* bytes (0 for directories) */
+	int64_t mtime_ns; /* modification time, ns since the epoch (0 if unknown) */
+	mode_t mode;	  /* S_IFREG|perm or S_IFDIR|perm */
+	char md5[33];	  /* lowercase hex MD5 when the backend knows it cheaply, else "" */
 };
 
 /* list callback: name is one path segment; return non-zero to stop (returned by list). */
@@ -67,10 +67,12 @@ struct sfs_backend_ops {
 	int (*list)(struct sfs_backend *b, const char *key, sfs_list_cb cb, void *arg);
 	/* Open an object for reading; *out owned by the caller, released by close. */
 	int (*open)(struct sfs_backend *b, const char *key, struct sfs_bfile **out);
-	ssize_t (*pread)(struct sfs_backend *b, struct sfs_bfile *f, void *buf, size_t n, off_t off);
+	ssize_t (*pread)(struct sfs_backend *b, struct sfs_bfile *f, void *buf, size_t n,
+			 off_t off);
 	void (*close)(struct sfs_backend *b, struct sfs_bfile *f);
 	/* Store small whole objects (manifests, markers); get allocates *buf (caller frees). */
-	int (*put_bytes)(struct sfs_backend *b, const char *key, const void *buf, size_t n, int flags);
+	int (*put_bytes)(struct sfs_backend *b, const char *key, const void *buf, size_t n,
+			 int flags);
 	int (*get_bytes)(struct sfs_backend *b, const char *key, void **buf, size_t *n, size_t max);
 
 	/*
@@ -113,17 +115,17 @@ static inline int sfs_backend_staging_dir(struct sfs_backend *b)
 {
 	return b->ops->staging_dir ? b->ops->staging_dir(b) : -38 /* ENOSYS */;
 }
-#define sfs_backend_staged_sync(b, ...) SFS_BCALL(b, staged_sync, __VA_ARGS__)
+#define sfs_backend_staged_sync(b, ...)	  SFS_BCALL(b, staged_sync, __VA_ARGS__)
 #define sfs_backend_staged_unlink(b, ...) SFS_BCALL(b, staged_unlink, __VA_ARGS__)
 #define sfs_backend_staged_rename(b, ...) SFS_BCALL(b, staged_rename, __VA_ARGS__)
-#define sfs_backend_stat(b, ...) SFS_BCALL(b, stat, __VA_ARGS__)
-#define sfs_backend_list(b, ...) SFS_BCALL(b, list, __VA_ARGS__)
-#define sfs_backend_open_obj(b, ...) SFS_BCALL(b, open, __VA_ARGS__)
-#define sfs_backend_pread(b, ...) SFS_BCALL(b, pread, __VA_ARGS__)
-#define sfs_backend_put_bytes(b, ...) SFS_BCALL(b, put_bytes, __VA_ARGS__)
-#define sfs_backend_get_bytes(b, ...) SFS_BCALL(b, get_bytes, __VA_ARGS__)
-#define sfs_backend_promote(b, ...) SFS_BCALL(b, promote, __VA_ARGS__)
-#define sfs_backend_remove(b, ...) SFS_BCALL(b, remove, __VA_ARGS__)
+#define sfs_backend_stat(b, ...)	  SFS_BCALL(b, stat, __VA_ARGS__)
+#define sfs_backend_list(b, ...)	  SFS_BCALL(b, list, __VA_ARGS__)
+#define sfs_backend_open_obj(b, ...)	  SFS_BCALL(b, open, __VA_ARGS__)
+#define sfs_backend_pread(b, ...)	  SFS_BCALL(b, pread, __VA_ARGS__)
+#define sfs_backend_put_bytes(b, ...)	  SFS_BCALL(b, put_bytes, __VA_ARGS__)
+#define sfs_backend_get_bytes(b, ...)	  SFS_BCALL(b, get_bytes, __VA_ARGS__)
+#define sfs_backend_promote(b, ...)	  SFS_BCALL(b, promote, __VA_ARGS__)
+#define sfs_backend_remove(b, ...)	  SFS_BCALL(b, remove, __VA_ARGS__)
 static inline int sfs_backend_sync(struct sfs_backend *b)
 {
 	return b->ops->sync ? b->ops->sync(b) : 0;

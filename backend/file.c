@@ -23,12 +23,12 @@
 #include "common/config.h"
 #include "common/log.h"
 
-#define FORMAT_KEY ".stagefs/format"
+#define FORMAT_KEY  ".stagefs/format"
 #define FORMAT_TEXT "stagefs 1\n"
 
 struct file_backend {
 	struct sfs_backend base;
-	int dirfd;      /* the store directory, O_DIRECTORY; immutable after open */
+	int dirfd;	/* the store directory, O_DIRECTORY; immutable after open */
 	char *location; /* for messages */
 };
 
@@ -41,18 +41,74 @@ static struct file_backend *fb(struct sfs_backend *b)
 	return (struct file_backend *)b;
 }
 
+/*
+ * Without openat2 (kernels before 5.6, valgrind): walk one segment at a time,
+ * never following a symlink and refusing "..", which is what RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS gives in one call.
+ */
+static int resolve_walk(int dirfd, const char *key, int flags, mode_t mode)
+{
+	char *copy = strdup(key), *seg, *next;
+	int cur = -1, rc;
+
+	if (!copy)
+		return -ENOMEM;
+	cur = openat(dirfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cur < 0) {
+		rc = -errno;
+		goto out;
+	}
+	for (seg = copy; seg; seg = next) {
+		next = strchr(seg, '/');
+		if (next)
+			*next++ = '\0';
+		if (strcmp(seg, "..") == 0) {
+			rc = -EXDEV; /* what RESOLVE_BENEATH reports */
+			goto out;
+		}
+		if (!seg[0] || (strcmp(seg, ".") == 0 && next))
+			continue;
+		int nfd = next ? openat(cur, seg, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+			       : openat(cur, seg, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+		if (nfd < 0) {
+			rc = errno == ENOTDIR && next ? -ELOOP : -errno;
+			goto out;
+		}
+		close(cur);
+		cur = nfd;
+		if (!next) {
+			free(copy);
+			return cur;
+		}
+	}
+	/* key was empty or "." */
+	rc = openat(cur, ".", flags | O_CLOEXEC, mode);
+	rc = rc < 0 ? -errno : rc;
+out:
+	if (cur >= 0)
+		close(cur);
+	free(copy);
+	return rc;
+}
+
 static int resolve(int dirfd, const char *key, int flags, mode_t mode)
 {
+	static int no_openat2;
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_CLOEXEC),
 		.mode = (flags & O_CREAT) ? mode : 0,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
-	long fd = syscall(SYS_openat2, dirfd, key[0] ? key : ".", &how, sizeof(how));
 
-	if (fd < 0)
-		return -errno;
-	return (int)fd;
+	if (!__atomic_load_n(&no_openat2, __ATOMIC_RELAXED)) {
+		long fd = syscall(SYS_openat2, dirfd, key[0] ? key : ".", &how, sizeof(how));
+		if (fd >= 0)
+			return (int)fd;
+		if (errno != ENOSYS)
+			return -errno;
+		__atomic_store_n(&no_openat2, 1, __ATOMIC_RELAXED);
+	}
+	return resolve_walk(dirfd, key, flags, mode);
 }
 
 /* Split key into its parent directory fd (created with mkdir -p when mkp) and last segment. */
@@ -96,6 +152,19 @@ static int open_parent(int dirfd, const char *key, int mkp, const char **base)
 	if (fd >= 0)
 		*base = slash + 1;
 	return fd;
+}
+
+/* Like open_parent, but a directory fd that can create and remove entries. */
+static int open_parent_dir(int dirfd, const char *key, int mkp, const char **base)
+{
+	int pfd = open_parent(dirfd, key, mkp, base);
+
+	if (pfd < 0)
+		return pfd;
+	int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = dfd < 0 ? -errno : dfd;
+	close(pfd);
+	return rc;
 }
 
 static int fsync_dir_of(int dirfd, const char *key)
@@ -209,7 +278,8 @@ static int file_open(struct sfs_backend *b, const char *key, struct sfs_bfile **
 	return 0;
 }
 
-static ssize_t file_pread(struct sfs_backend *b, struct sfs_bfile *f, void *buf, size_t n, off_t off)
+static ssize_t file_pread(struct sfs_backend *b, struct sfs_bfile *f, void *buf, size_t n,
+			  off_t off)
 {
 	size_t done = 0;
 
@@ -256,16 +326,11 @@ static int file_put_bytes(struct sfs_backend *b, const char *key, const void *bu
 {
 	const char *base;
 	char tmp[64];
-	int pfd = -1, fd = -1, rc;
+	int fd = -1, rc;
 
-	pfd = open_parent(fb(b)->dirfd, key, 1, &base);
-	if (pfd < 0)
-		return pfd;
-	/* O_PATH parent cannot create: reopen it as a real directory */
-	int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	close(pfd);
+	int dfd = open_parent_dir(fb(b)->dirfd, key, 1, &base);
 	if (dfd < 0)
-		return -errno;
+		return dfd;
 	snprintf(tmp, sizeof(tmp), ".tmp.%ld.%lx", (long)getpid(), (unsigned long)random());
 	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
@@ -372,14 +437,10 @@ static int remove_tree(int dfd, const char *name)
 static int file_remove(struct sfs_backend *b, const char *key)
 {
 	const char *base;
-	int pfd = open_parent(fb(b)->dirfd, key, 0, &base);
+	int dfd = open_parent_dir(fb(b)->dirfd, key, 0, &base);
 
-	if (pfd < 0)
-		return pfd;
-	int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	close(pfd);
 	if (dfd < 0)
-		return -errno;
+		return dfd;
 	int rc = remove_tree(dfd, base);
 	if (rc == 0 && fsync(dfd) < 0)
 		rc = -errno;
@@ -392,19 +453,14 @@ static int file_promote(struct sfs_backend *b, const char *staged_rel, const cha
 	struct file_backend *f = fb(b);
 	const char *sbase, *dbase;
 	char *src = NULL;
-	int spfd = -1, dpfd = -1, sdir = -1, ddir = -1, rc = 0;
+	int sdir = -1, ddir = -1, rc = 0;
 	struct stat st;
 
 	if (asprintf(&src, "_staging/%s", staged_rel) < 0)
 		return -ENOMEM;
-	spfd = open_parent(f->dirfd, src, 0, &sbase);
-	if (spfd < 0) {
-		rc = spfd;
-		goto out;
-	}
-	sdir = openat(spfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	sdir = open_parent_dir(f->dirfd, src, 0, &sbase);
 	if (sdir < 0) {
-		rc = -errno;
+		rc = sdir;
 		goto out;
 	}
 	if (fstatat(sdir, sbase, &st, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -423,14 +479,9 @@ static int file_promote(struct sfs_backend *b, const char *staged_rel, const cha
 	}
 	if (rc)
 		goto out;
-	dpfd = open_parent(f->dirfd, key, 1, &dbase);
-	if (dpfd < 0) {
-		rc = dpfd;
-		goto out;
-	}
-	ddir = openat(dpfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ddir = open_parent_dir(f->dirfd, key, 1, &dbase);
 	if (ddir < 0) {
-		rc = -errno;
+		rc = ddir;
 		goto out;
 	}
 	if (renameat2(sdir, sbase, ddir, dbase, RENAME_NOREPLACE) < 0) {
@@ -471,10 +522,6 @@ out:
 		close(sdir);
 	if (ddir >= 0)
 		close(ddir);
-	if (spfd >= 0)
-		close(spfd);
-	if (dpfd >= 0)
-		close(dpfd);
 	free(src);
 	return rc;
 }
@@ -531,7 +578,8 @@ int sfs_backend_file_open(const struct sfs_config *cfg, struct sfs_backend **out
 		goto fail;
 	}
 	if (mkdir(cfg->location, 0755) < 0 && errno != EEXIST) {
-		rc = sfs_err(-errno, "cannot create store '%s': %s", cfg->location, strerror(errno));
+		rc = sfs_err(-errno, "cannot create store '%s': %s", cfg->location,
+			     strerror(errno));
 		goto fail;
 	}
 	f->dirfd = open(cfg->location, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -548,7 +596,8 @@ int sfs_backend_file_open(const struct sfs_config *cfg, struct sfs_backend **out
 			goto fail;
 		}
 	} else if (rc < 0) {
-		rc = sfs_err(rc, "cannot read '%s/%s': %s", cfg->location, FORMAT_KEY, strerror(-rc));
+		rc = sfs_err(rc, "cannot read '%s/%s': %s", cfg->location, FORMAT_KEY,
+			     strerror(-rc));
 		goto fail;
 	} else if (strncmp(buf, "stagefs 1", 9) != 0) {
 		rc = sfs_err(-EPROTO, "store '%s' has an unknown format: %.*s", cfg->location,

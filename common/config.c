@@ -35,11 +35,12 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "common/fsutil.h"
 #include "common/log.h"
 
-#define MAX_VALUE 8192   /* longest accepted value, bytes */
-#define MAX_SNAPSHOT 128 /* SPEC §5 */
-#define HASH_CHARS 26    /* base32 md5: subfolding cannot take more */
+#define MAX_VALUE    8192 /* longest accepted value, bytes */
+#define MAX_SNAPSHOT 128  /* SPEC §5 */
+#define HASH_CHARS   26	  /* base32 md5: subfolding cannot take more */
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -150,7 +151,8 @@ static int check_endpoint(const char *v, char *why, size_t n)
 				return fail(why, n, -EINVAL, "bad IPv6 address");
 		p++;
 	} else {
-		while (p < end && (isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_'))
+		while (p < end &&
+		       (isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_'))
 			p++;
 		if (p == host)
 			return fail(why, n, -EINVAL, "missing host");
@@ -301,15 +303,15 @@ static int check_snapshot(const char *v, char *why, size_t n)
 
 enum key_type { KT_STR, KT_BOOL, KT_TOKLEN, KT_SIZE, KT_SUBFOLD };
 
-#define KF_SECRET 1u   /* never in -o or a URL; wiped on release */
+#define KF_SECRET   1u /* never in -o or a URL; wiped on release */
 #define KF_EMPTY_OK 2u /* "" is a value, not "back to the default" */
-#define KF_NO_URL 4u   /* comes from the URL itself */
+#define KF_NO_URL   4u /* comes from the URL itself */
 
 struct sfs_config_key {
 	const char *name;
 	enum key_type type;
-	size_t off;        /* of the field in struct sfs_config */
-	const char *dflt;  /* KT_STR: what "" resets to (NULL = unset) */
+	size_t off;	  /* of the field in struct sfs_config */
+	const char *dflt; /* KT_STR: what "" resets to (NULL = unset) */
 	int (*check)(const char *v, char *why, size_t n); /* KT_STR, non-empty values */
 	unsigned flags;
 };
@@ -389,8 +391,8 @@ static int parse_bool(const char *v, int *out)
  * Set a known key.  On -EINVAL writes the reason (without the key name and
  * without the value of a secret) into why.
  */
-static int set_key(struct sfs_config *c, const struct sfs_config_key *k, const char *v,
-		   char *why, size_t n)
+static int set_key(struct sfs_config *c, const struct sfs_config_key *k, const char *v, char *why,
+		   size_t n)
 {
 	int fold[SFS_MAX_SUBFOLD];
 	uint64_t size;
@@ -415,8 +417,8 @@ static int set_key(struct sfs_config *c, const struct sfs_config_key *k, const c
 		char *end;
 		long l;
 
-		if (!isdigit((unsigned char)v[0]) && !((v[0] == '-' || v[0] == '+') &&
-							isdigit((unsigned char)v[1])))
+		if (!isdigit((unsigned char)v[0]) &&
+		    !((v[0] == '-' || v[0] == '+') && isdigit((unsigned char)v[1])))
 			return fail(why, n, -EINVAL, "not a number");
 		errno = 0;
 		l = strtol(v, &end, 10);
@@ -456,16 +458,17 @@ static int set_key(struct sfs_config *c, const struct sfs_config_key *k, const c
 }
 
 /* Refuse keys an origin may not set; 0 if allowed. */
-static int origin_refuses(const struct sfs_config_key *k, enum sfs_config_origin origin,
-			  char *why, size_t n)
+static int origin_refuses(const struct sfs_config_key *k, enum sfs_config_origin origin, char *why,
+			  size_t n)
 {
 	if ((k->flags & KF_SECRET) && origin == SFS_CFG_OPTION)
 		return fail(why, n, -EINVAL, "not allowed in -o; use the config file or %s",
 			    !strcmp(k->name, "secret_key") ? "AWS_SECRET_ACCESS_KEY"
 							   : "AWS_SESSION_TOKEN");
 	if ((k->flags & KF_SECRET) && origin == SFS_CFG_URL)
-		return fail(why, n, -EINVAL, "not allowed in a URL; use the config file or the "
-					     "environment");
+		return fail(why, n, -EINVAL,
+			    "not allowed in a URL; use the config file or the "
+			    "environment");
 	if ((k->flags & KF_NO_URL) && origin == SFS_CFG_URL)
 		return fail(why, n, -EINVAL, "comes from the URL itself, not a parameter");
 	return 0;
@@ -629,18 +632,19 @@ int sfs_config_parse_size(const char *s, uint64_t *out)
 /* ---------------------------------------------------------------- -o */
 
 static const char *const fuse_flags[] = {
-	"rw",	     "suid",	    "nosuid",	    "dev",	     "nodev",	    "exec",
-	"noexec",    "atime",	    "noatime",	    "relatime",	     "norelatime",  "strictatime",
-	"nostrictatime", "lazytime", "nolazytime",  "diratime",	     "nodiratime",  "async",
-	"sync",	     "dirsync",	    "_netdev",	    "auto",	     "noauto",	    "user",
-	"nouser",    "users",	    "owner",	    "group",	     "nofail",	    "defaults",
-	"auto_unmount", "big_writes", "allow_root", "debug",	     "clone_fd",    "silent",
-	"loud",	     "mand",	    "nomand",
+	"rw",		"suid",	       "nosuid",	"dev",	    "nodev",
+	"exec",		"noexec",      "atime",		"noatime",  "relatime",
+	"norelatime",	"strictatime", "nostrictatime", "lazytime", "nolazytime",
+	"diratime",	"nodiratime",  "async",		"sync",	    "dirsync",
+	"_netdev",	"auto",	       "noauto",	"user",	    "nouser",
+	"users",	"owner",       "group",		"nofail",   "defaults",
+	"auto_unmount", "big_writes",  "allow_root",	"debug",    "clone_fd",
+	"silent",	"loud",	       "mand",		"nomand",
 };
 
 static const char *const fuse_valued[] = {
-	"max_read", "fsname",	  "subtype",	 "blksize", "max_idle_threads", "max_threads",
-	"comment",  "context",	  "fscontext",	 "defcontext", "rootcontext", "user",
+	"max_read", "fsname",  "subtype",   "blksize",	  "max_idle_threads", "max_threads",
+	"comment",  "context", "fscontext", "defcontext", "rootcontext",      "user",
 };
 
 /* Is key (value present or not) a FUSE/mount option to pass through? */
@@ -786,24 +790,24 @@ out:
 struct ini_ctx {
 	/* reader */
 	FILE *f;
-	char *line;       /* current physical line, without its newline */
-	size_t cap;       /* of line (getline) */
-	size_t len;       /* of the current line */
-	size_t pos;       /* bytes of it handed to inih so far */
-	int lineno;       /* physical line of the last piece handed out */
-	int piece;        /* 0 = first piece of the line, >0 = continuation piece */
-	int indented;     /* the line starts with a blank */
-	int bad_line;     /* first line the reader refused (too long, NUL), 0 = none */
+	char *line;   /* current physical line, without its newline */
+	size_t cap;   /* of line (getline) */
+	size_t len;   /* of the current line */
+	size_t pos;   /* bytes of it handed to inih so far */
+	int lineno;   /* physical line of the last piece handed out */
+	int piece;    /* 0 = first piece of the line, >0 = continuation piece */
+	int indented; /* the line starts with a blank */
+	int bad_line; /* first line the reader refused (too long, NUL), 0 = none */
 	const char *bad_why;
-	int *call_line;   /* physical line of each reader call (inih counts calls) */
+	int *call_line; /* physical line of each reader call (inih counts calls) */
 	size_t ncalls, capcalls;
 	int nomem;
 	/* handler */
 	const char *path;
 	int (*apply)(struct ini_ctx *x, const char *section, const char *name, const char *value);
-	int pend;         /* a key of the current physical line awaits its last piece */
+	int pend; /* a key of the current physical line awaits its last piece */
 	char *pend_section, *pend_name, *pend_value;
-	int err_line;     /* first line the handler refused, 0 = none */
+	int err_line; /* first line the handler refused, 0 = none */
 	int err_rc;
 	char err_msg[512];
 	/* config-file handler */
@@ -981,8 +985,9 @@ static int cfg_ini_handle(void *user, const char *section, const char *name, con
 		ini_pend_clear(x);
 		if (x->indented) {
 			/* inih's multi-line value, or a key indented after another key */
-			ini_error(x, -EINVAL, "%s:%d: indented line (continuation lines are not "
-					      "supported; start keys in column 1)",
+			ini_error(x, -EINVAL,
+				  "%s:%d: indented line (continuation lines are not "
+				  "supported; start keys in column 1)",
 				  x->path, x->lineno);
 			return 1;
 		}
@@ -1067,8 +1072,7 @@ static int ini_open(struct ini_ctx *x, const char *path, struct stat *st, char *
 	return 0;
 }
 
-static int apply_config(struct ini_ctx *x, const char *section, const char *name,
-			const char *value)
+static int apply_config(struct ini_ctx *x, const char *section, const char *name, const char *value)
 {
 	const struct sfs_config_key *k;
 	char why[256];
@@ -1116,8 +1120,8 @@ int sfs_config_load_file(struct sfs_config *c, const char *path, char *err, size
 	/* the permission refusal comes first: it is the one that matters most */
 	if (x.has_secret && (st.st_mode & (S_IRGRP | S_IROTH))) {
 		rc = fail(err, errlen, -EACCES,
-			  "%s: holds secret_key but is readable by group/others; chmod 600 %s", path,
-			  path);
+			  "%s: holds secret_key but is readable by group/others; chmod 600 %s",
+			  path, path);
 		goto out;
 	}
 	if (rc)
@@ -1198,8 +1202,8 @@ static int apply_query(struct sfs_config *c, const char *q, char *err, size_t er
 		if (!rc && eq)
 			rc = pct_decode(eq + 1, len - nlen - 1, &value);
 		if (rc) {
-			rc = fail(err, errlen, rc, rc == -EINVAL ? "source URL: bad %%-escape"
-								 : "out of memory");
+			rc = fail(err, errlen, rc,
+				  rc == -EINVAL ? "source URL: bad %%-escape" : "out of memory");
 			goto out;
 		}
 		k = find_key(name);
@@ -1229,32 +1233,6 @@ out:
 	return rc;
 }
 
-/* mkdir -p path (absolute). */
-static int mkdir_p(const char *path)
-{
-	char *p = strdup(path);
-	int rc = 0;
-
-	if (!p)
-		return -ENOMEM;
-	for (char *s = p + 1;; s++) {
-		if (*s == '/' || !*s) {
-			char save = *s;
-
-			*s = '\0';
-			if (mkdir(p, 0755) < 0 && errno != EEXIST) {
-				rc = -errno;
-				break;
-			}
-			*s = save;
-			if (!save)
-				break;
-		}
-	}
-	free(p);
-	return rc;
-}
-
 static int source_s3(struct sfs_config *c, const char *rest, char *err, size_t errlen)
 {
 	size_t blen = strcspn(rest, "/?"), plen;
@@ -1264,7 +1242,8 @@ static int source_s3(struct sfs_config *c, const char *rest, char *err, size_t e
 	int rc;
 
 	if (blen == 0)
-		return fail(err, errlen, -EINVAL, "source URL: missing bucket (s3://BUCKET/prefix)");
+		return fail(err, errlen, -EINVAL,
+			    "source URL: missing bucket (s3://BUCKET/prefix)");
 	prefix = rest + blen;
 	plen = strcspn(prefix, "?");
 	query = prefix[plen] == '?' ? prefix + plen + 1 : "";
@@ -1272,8 +1251,8 @@ static int source_s3(struct sfs_config *c, const char *rest, char *err, size_t e
 	if (!rc)
 		rc = pct_decode(prefix, plen, &loc);
 	if (rc) {
-		rc = fail(err, errlen, rc, rc == -EINVAL ? "source URL: bad %%-escape"
-							 : "out of memory");
+		rc = fail(err, errlen, rc,
+			  rc == -EINVAL ? "source URL: bad %%-escape" : "out of memory");
 		goto out;
 	}
 	rc = set_key(c, find_key("bucket"), bucket, why, sizeof(why));
@@ -1309,14 +1288,14 @@ static int source_file_url(struct sfs_config *c, const char *rest, char *err, si
 	plen = strcspn(rest, "?");
 	rc = pct_decode(rest, plen, &path);
 	if (rc) {
-		rc = fail(err, errlen, rc, rc == -EINVAL ? "source URL: bad %%-escape"
-							 : "out of memory");
+		rc = fail(err, errlen, rc,
+			  rc == -EINVAL ? "source URL: bad %%-escape" : "out of memory");
 		goto out;
 	}
 	rc = apply_query(c, rest[plen] ? rest + plen + 1 : "", err, errlen);
 	if (rc)
 		goto out;
-	rc = mkdir_p(path);
+	rc = sfs_mkdir_p(path, 0755, 1);
 	if (rc) {
 		rc = fail(err, errlen, rc, "%s: cannot create: %s", path, strerror(-rc));
 		goto out;
@@ -1520,8 +1499,8 @@ static int finalize_credentials(struct sfs_config *c, char *err, size_t errlen)
 		goto out;
 	if (!x.profile_found) {
 		if (explicit_profile)
-			rc = fail(err, errlen, -EINVAL, "profile: '%.64s' not found in %s",
-				  profile, file);
+			rc = fail(err, errlen, -EINVAL, "profile: '%.64s' not found in %s", profile,
+				  file);
 		goto out;
 	}
 	got_access = 0;
@@ -1675,7 +1654,8 @@ int sfs_config_finalize(struct sfs_config *c, char *err, size_t errlen)
 	if (!tmp.cache_dir) {
 		tmp.cache_dir = user_dir("XDG_CACHE_HOME", "/.cache/stagefs", "/var/cache/stagefs");
 		if (!tmp.cache_dir) {
-			rc = fail(err, errlen, -EINVAL, "cache_dir: HOME is not set; set cache_dir");
+			rc = fail(err, errlen, -EINVAL,
+				  "cache_dir: HOME is not set; set cache_dir");
 			goto out;
 		}
 	}

@@ -48,39 +48,39 @@
 #define SFS_MAX_SUBFOLD 8
 
 enum sfs_config_origin {
-	SFS_CFG_FILE,    /* a config file: every key allowed */
-	SFS_CFG_OPTION,  /* -o key=value: secret_key (and session_token) refused */
-	SFS_CFG_URL,     /* query parameters of a URL source */
+	SFS_CFG_FILE,	/* a config file: every key allowed */
+	SFS_CFG_OPTION, /* -o key=value: secret_key (and session_token) refused */
+	SFS_CFG_URL,	/* query parameters of a URL source */
 };
 
 struct sfs_config {
-	char *backend;           /* "file" (default) | "s3" */
-	char *location;          /* file: absolute store directory; s3: key prefix in bucket ("" = none) */
-	char *endpoint;          /* s3: e.g. http://127.0.0.1:9000 (default https://s3.<region>.amazonaws.com) */
-	char *bucket;            /* s3 */
-	char *region;            /* s3: default "us-east-1" */
-	int path_style;          /* s3: 1 = path-style, 0 = virtual-hosted (default 0; 1 when endpoint is an IP or has a port);
+	char *backend;	/* "file" (default) | "s3" */
+	char *location; /* file: absolute store directory; s3: key prefix in bucket ("" = none) */
+	char *endpoint; /* s3: e.g. http://127.0.0.1:9000 (default https://s3.<region>.amazonaws.com) */
+	char *bucket; /* s3 */
+	char *region; /* s3: default "us-east-1" */
+	int path_style; /* s3: 1 = path-style, 0 = virtual-hosted (default 0; 1 when endpoint is an IP or has a port);
 				    -1 after init = not set, resolved by finalize */
-	char *access_key;        /* s3 credentials (may come from env / credentials_file) */
+	char *access_key; /* s3 credentials (may come from env / credentials_file) */
 	char *secret_key;
 	char *session_token;
-	char *credentials_file;  /* default ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE) */
-	char *profile;           /* default $AWS_PROFILE or "default" */
-	char *store_name;        /* DataJoint store name in metadata; default "stagefs" */
-	char *schema_prefix;     /* default "_schema" */
-	char *hash_prefix;       /* default "_hash" */
+	char *credentials_file; /* default ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE) */
+	char *profile;		/* default $AWS_PROFILE or "default" */
+	char *store_name;	/* DataJoint store name in metadata; default "stagefs" */
+	char *schema_prefix;	/* default "_schema" */
+	char *hash_prefix;	/* default "_hash" */
 	int subfolding[SFS_MAX_SUBFOLD]; /* e.g. {2,2}; "2,2" or "2:2" */
-	int n_subfolding;        /* 0 = no subfolding */
-	char *partition_pattern; /* e.g. "{subject_id}/{session_date}"; NULL = none */
-	int token_length;        /* default 8, clamped to 4..16 */
-	char *index;             /* SQLite index path; default see sfs_config_finalize */
-	char *cache_dir;         /* default $XDG_CACHE_HOME/stagefs or /var/cache/stagefs (root) */
-	uint64_t cache_size;     /* bytes; accepts suffixes K M G T (1024-based); default 10G */
-	char *snapshot;          /* mount this published snapshot read-only; NULL = live store */
-	int read_only;           /* -o ro (forced by snapshot) */
+	int n_subfolding;		 /* 0 = no subfolding */
+	char *partition_pattern;	 /* e.g. "{subject_id}/{session_date}"; NULL = none */
+	int token_length;		 /* default 8, clamped to 4..16 */
+	char *index;			 /* SQLite index path; default see sfs_config_finalize */
+	char *cache_dir;     /* default $XDG_CACHE_HOME/stagefs or /var/cache/stagefs (root) */
+	uint64_t cache_size; /* bytes; accepts suffixes K M G T (1024-based); default 10G */
+	char *snapshot;	     /* mount this published snapshot read-only; NULL = live store */
+	int read_only;	     /* -o ro (forced by snapshot) */
 	int allow_other;
 	int default_permissions;
-	int secret_from_file;    /* 1 when secret_key came from a config file (perm check done) */
+	int secret_from_file; /* 1 when secret_key came from a config file (perm check done) */
 };
 
 /*

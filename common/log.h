@@ -23,10 +23,10 @@ void sfs_log_use_syslog(int on);
 /* Emit one message; prefer the sfs_log() macro which checks the level first. */
 void sfs_log_emit(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define sfs_log(level, ...)                                                                        \
-	do {                                                                                       \
-		if ((level) <= sfs_log_level)                                                      \
-			sfs_log_emit((level), __VA_ARGS__);                                        \
+#define sfs_log(level, ...)                                 \
+	do {                                                \
+		if ((level) <= sfs_log_level)               \
+			sfs_log_emit((level), __VA_ARGS__); \
 	} while (0)
 
 /*

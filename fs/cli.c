@@ -29,13 +29,14 @@ int sfs_cli_is_subcommand(const char *s)
 
 static void commit_usage(FILE *f)
 {
-	fprintf(f, "usage: stagefs commit PATH --hash [--json]\n"
-		   "       stagefs commit PATH --field F --key k=v [--key k=v...] [--ext E] [--json]\n"
-		   "  PATH is a file or directory under MOUNT/staging/<schema>/<table>/.\n"
-		   "  --key values are typed: 12 -> integer, 1.5 -> float, true/false -> bool,\n"
-		   "  anything else a string; k:=JSON passes a JSON value (k:='\"007\"').\n"
-		   "  --ext '' stores no suffix; without --ext the entry's own suffix is used.\n"
-		   "  Prints the receipt (--json: exactly the receipt JSON).\n");
+	fprintf(f,
+		"usage: stagefs commit PATH --hash [--json]\n"
+		"       stagefs commit PATH --field F --key k=v [--key k=v...] [--ext E] [--json]\n"
+		"  PATH is a file or directory under MOUNT/staging/<schema>/<table>/.\n"
+		"  --key values are typed: 12 -> integer, 1.5 -> float, true/false -> bool,\n"
+		"  anything else a string; k:=JSON passes a JSON value (k:='\"007\"').\n"
+		"  --ext '' stores no suffix; without --ext the entry's own suffix is used.\n"
+		"  Prints the receipt (--json: exactly the receipt JSON).\n");
 }
 
 /* Read a whole xattr into a new NUL-terminated string. */
@@ -107,7 +108,8 @@ static int cmd_commit(int argc, char **argv)
 			exitc = 0;
 			goto out;
 		} else if ((strcmp(a, "--field") == 0 || strcmp(a, "--key") == 0 ||
-			    strcmp(a, "--ext") == 0) && i + 1 < argc) {
+			    strcmp(a, "--ext") == 0) &&
+			   i + 1 < argc) {
 			const char *v = argv[++i];
 			if (a[2] == 'f')
 				field = v;
@@ -141,6 +143,13 @@ static int cmd_commit(int argc, char **argv)
 	}
 	if (!value)
 		goto out;
+	char *probe = NULL;
+	if (get_xattr(path, "user.stagefs.status", &probe) != 0) {
+		fprintf(stderr, "stagefs: commit '%s': not an entry of a stagefs staging tree\n",
+			path);
+		goto out;
+	}
+	free(probe);
 	if (setxattr(path, "user.stagefs.commit", value, strlen(value), 0) < 0) {
 		int e = errno;
 		char *status = NULL;
@@ -156,8 +165,7 @@ static int cmd_commit(int argc, char **argv)
 	}
 	/* the receipt: <dir>/.receipts/<name>.json */
 	char *d1 = strdup(path), *d2 = strdup(path);
-	if (d1 && d2 &&
-	    asprintf(&rpath, "%s/.receipts/%s.json", dirname(d1), basename(d2)) < 0)
+	if (d1 && d2 && asprintf(&rpath, "%s/.receipts/%s.json", dirname(d1), basename(d2)) < 0)
 		rpath = NULL;
 	free(d1);
 	free(d2);

@@ -31,11 +31,11 @@
 
 #include "common/log.h"
 
-#define XATTR_HINT "user.stagefs.md5"
+#define XATTR_HINT	"user.stagefs.md5"
 #define MAX_TOKEN_TRIES 8
 
 struct centry {
-	char *rel;      /* path inside the entry ("" for a single file) */
+	char *rel; /* path inside the entry ("" for a single file) */
 	dev_t dev;
 	ino_t ino;
 	uint64_t size;
@@ -166,8 +166,10 @@ static int walk_tree(struct walk *w, int dirfd, const char *prefix, int depth)
 				rc = -ELOOP;
 			} else {
 				rc = walk_add(w, rel, &st);
-				int sub = rc ? -1 : openat(fd, de->d_name,
-							   O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				int sub =
+					rc ? -1
+					   : openat(fd, de->d_name,
+						    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 				if (!rc && sub < 0)
 					rc = -errno;
 				if (!rc) {
@@ -176,8 +178,10 @@ static int walk_tree(struct walk *w, int dirfd, const char *prefix, int depth)
 				}
 			}
 		} else {
-			snprintf(w->reason, sizeof(w->reason), "'%s' is a %s; only regular files "
-				 "and directories commit", rel, S_ISLNK(st.st_mode) ? "symlink" : "special file");
+			snprintf(w->reason, sizeof(w->reason),
+				 "'%s' is a %s; only regular files "
+				 "and directories commit",
+				 rel, S_ISLNK(st.st_mode) ? "symlink" : "special file");
 			rc = -EINVAL;
 		}
 		free(rel);
@@ -259,8 +263,8 @@ out:
 }
 
 /* Mark (committing = v) every table inode of the walked tree; -EBUSY if one is open for writing. */
-static int mark_tree(struct sfs_fs *fs, struct sfs_inode *entry, struct walk *w, int v,
-		     char *who, size_t wholen)
+static int mark_tree(struct sfs_fs *fs, struct sfs_inode *entry, struct walk *w, int v, char *who,
+		     size_t wholen)
 {
 	int rc = 0;
 
@@ -279,7 +283,8 @@ static int mark_tree(struct sfs_fs *fs, struct sfs_inode *entry, struct walk *w,
 	if (!rc) {
 		entry->committing = v;
 		for (size_t i = 0; i < w->n; i++) {
-			struct sfs_inode *in = sfs_fs_find_staging_locked(fs, w->v[i].dev, w->v[i].ino);
+			struct sfs_inode *in =
+				sfs_fs_find_staging_locked(fs, w->v[i].dev, w->v[i].ino);
 			if (in)
 				in->committing = v;
 		}
@@ -336,7 +341,7 @@ struct commit_ctx {
 	struct sfs_fs *fs;
 	struct sfs_inode *in;
 	struct sfs_commit_spec spec;
-	char *rel;         /* staging rel path of the entry */
+	char *rel; /* staging rel path of the entry */
 	char *schema, *table, *name, *parent_rel;
 	struct walk w;
 	int is_dir;
@@ -395,7 +400,8 @@ static int build_key(struct commit_ctx *c)
 	};
 	int rc = sfs_object_path(&p, c->key, sizeof(c->key));
 	if (rc == -ENAMETOOLONG)
-		snprintf(c->reason, sizeof(c->reason), "a segment of the canonical path is over 255 bytes");
+		snprintf(c->reason, sizeof(c->reason),
+			 "a segment of the canonical path is over 255 bytes");
 	return rc;
 }
 
@@ -443,7 +449,8 @@ static int promote(struct commit_ctx *c, struct sfs_job *job, int *dedup)
 			return 0;
 		}
 		if (c->spec.token || tries >= MAX_TOKEN_TRIES) {
-			snprintf(c->reason, sizeof(c->reason), "canonical path '%.400s' exists", c->key);
+			snprintf(c->reason, sizeof(c->reason), "canonical path '%.400s' exists",
+				 c->key);
 			return -EEXIST;
 		}
 		/* schema-path collision: draw a new token */
@@ -510,7 +517,8 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_
 		goto out;
 	}
 	if (c->is_dir && c->spec.hash) {
-		snprintf(c->reason, sizeof(c->reason), "hash addressing takes files, not directories");
+		snprintf(c->reason, sizeof(c->reason),
+			 "hash addressing takes files, not directories");
 		rc = -EISDIR;
 		goto out;
 	}
@@ -530,12 +538,14 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_
 			struct stat pst;
 			/* the committed name gets its own copy (see unshare) */
 			if (fstatat(fs->staging_fd, c->parent_rel, &pst, AT_SYMLINK_NOFOLLOW) == 0)
-				pfd = openat(fs->staging_fd, c->parent_rel, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				pfd = openat(fs->staging_fd, c->parent_rel,
+					     O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			rc = pfd < 0 ? -errno : unshare_file(pfd, c->name, &st);
 			if (pfd >= 0)
 				close(pfd);
 			if (!rc) {
-				snprintf(c->reason, sizeof(c->reason), "the entry had other names; retry");
+				snprintf(c->reason, sizeof(c->reason),
+					 "the entry had other names; retry");
 				rc = -EAGAIN; /* our O_PATH inode still names the old file */
 			}
 			goto out;
@@ -603,7 +613,8 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_
 	rc = sfs_index_job_finish(fs->ix, &job, dedup);
 	if (rc) {
 		/* moved but not recorded: the intent stays, recovery finishes it */
-		sfs_log(LOG_ERR, "commit of '%s' moved but not recorded: %s", c->rel, strerror(-rc));
+		sfs_log(LOG_ERR, "commit of '%s' moved but not recorded: %s", c->rel,
+			strerror(-rc));
 		goto out;
 	}
 	mark_gone(fs, in, &c->w);

@@ -31,31 +31,42 @@
 
 enum sfs_ikind { SFS_IK_ROOT, SFS_IK_STAGING, SFS_IK_CANON, SFS_IK_RECEIPTS, SFS_IK_RECEIPT };
 
+/* A write that arrived before the bytes in front of it (writeback flushes race). */
+struct sfs_hashpend {
+	uint64_t off;
+	size_t len;
+	struct sfs_hashpend *next; /* sorted by off */
+	unsigned char data[];
+};
+
 /* Hash-while-writing state of a staged regular file. */
 struct sfs_hashstate {
-	struct sfs_md5 md5; /* valid only when valid == 1 */
-	uint64_t off;       /* bytes hashed so far (all of [0, off)) */
-	int valid;          /* 0: out-of-order write seen; commit re-reads */
+	struct sfs_md5 md5;	   /* valid only when valid == 1 */
+	uint64_t off;		   /* bytes hashed so far (all of [0, off)) */
+	int valid;		   /* 0: rewrite/hole seen; commit re-reads the file */
+	struct sfs_hashpend *pend; /* writes beyond off, waiting for the gap to fill */
+	size_t pend_bytes;	   /* bounded by SFS_HASH_PEND_MAX */
 };
+#define SFS_HASH_PEND_MAX (64u << 20)
 
 struct sfs_inode {
 	enum sfs_ikind kind;
-	int fd;             /* SFS_IK_STAGING: O_PATH fd, else -1; immutable */
-	dev_t dev;          /* SFS_IK_STAGING identity */
+	int fd;	   /* SFS_IK_STAGING: O_PATH fd, else -1; immutable */
+	dev_t dev; /* SFS_IK_STAGING identity */
 	ino_t ino;
-	mode_t type;        /* S_IFMT bits at lookup */
-	int depth;          /* SFS_IK_STAGING: 0..3 (3 = inside a table) */
-	char *key;          /* CANON: store key; RECEIPTS: staging rel dir; RECEIPT: dir */
-	char *name;         /* RECEIPT: receipt file name */
-	char *tkey;         /* key in the inode table, NULL when not in it */
-	uint64_t nlookup;   /* protected by fs->lock */
-	int writers;        /* open write handles, protected by fs->lock */
-	int committing;     /* a commit of this entry (or a parent) runs; protected by fs->lock */
-	int stale;          /* committed away: every op fails ENOENT; protected by fs->lock */
-	pthread_mutex_t hlock;     /* protects hash and status */
+	mode_t type;	  /* S_IFMT bits at lookup */
+	int depth;	  /* SFS_IK_STAGING: 0..3 (3 = inside a table) */
+	char *key;	  /* CANON: store key; RECEIPTS: staging rel dir; RECEIPT: dir */
+	char *name;	  /* RECEIPT: receipt file name */
+	char *tkey;	  /* key in the inode table, NULL when not in it */
+	uint64_t nlookup; /* protected by fs->lock */
+	int writers;	  /* open write handles, protected by fs->lock */
+	int committing;	  /* a commit of this entry (or a parent) runs; protected by fs->lock */
+	int stale;	  /* committed away: every op fails ENOENT; protected by fs->lock */
+	pthread_mutex_t hlock;	   /* protects hash and status */
 	struct sfs_hashstate hash; /* protected by hlock */
-	char *status;              /* last commit error / progress; protected by hlock */
-	struct sfs_inode *next;    /* hash chain, protected by fs->lock */
+	char *status;		   /* last commit error / progress; protected by hlock */
+	struct sfs_inode *next;	   /* hash chain, protected by fs->lock */
 };
 
 struct sfs_fs {
@@ -63,23 +74,23 @@ struct sfs_fs {
 	struct sfs_backend *be;
 	struct sfs_index *ix;
 	struct fuse_session *se;
-	int staging_fd;       /* O_RDONLY|O_DIRECTORY fd of the staging dir */
-	char *staging_real;   /* its absolute path, to map /proc/self/fd links to rel paths */
+	int staging_fd;	    /* O_RDONLY|O_DIRECTORY fd of the staging dir */
+	char *staging_real; /* its absolute path, to map /proc/self/fd links to rel paths */
 	size_t staging_real_len;
 	int read_only;
-	int writeback;        /* kernel writeback cache enabled */
-	double timeout;       /* entry/attr timeout for staging inodes */
+	int writeback;	/* kernel writeback cache enabled */
+	double timeout; /* entry/attr timeout for staging inodes */
 	pthread_mutex_t lock;
-	struct sfs_inode root;      /* pinned */
-	struct sfs_inode *staging;  /* pinned */
-	struct sfs_inode **table;   /* protected by lock */
+	struct sfs_inode root;	   /* pinned */
+	struct sfs_inode *staging; /* pinned */
+	struct sfs_inode **table;  /* protected by lock */
 	size_t table_size, table_count;
 	/* invalidations are sent from their own thread (never from a request handler) */
 	pthread_t notifier;
 	pthread_mutex_t nlock;
 	pthread_cond_t ncond;
 	struct sfs_notify *nqueue; /* protected by nlock */
-	int nstop;                 /* protected by nlock */
+	int nstop;		   /* protected by nlock */
 	int notifier_started;
 };
 

@@ -55,7 +55,8 @@ struct sfs_inode *sfs_fs_table_find_locked(struct sfs_fs *fs, const char *tkey)
 {
 	if (!fs->table_size)
 		return NULL;
-	for (struct sfs_inode *in = fs->table[fnv1a(tkey) & (fs->table_size - 1)]; in; in = in->next)
+	for (struct sfs_inode *in = fs->table[fnv1a(tkey) & (fs->table_size - 1)]; in;
+	     in = in->next)
 		if (strcmp(in->tkey, tkey) == 0)
 			return in;
 	return NULL;
@@ -155,7 +156,8 @@ static void *notifier_main(void *arg)
 		struct sfs_notify *n = fs->nqueue;
 		fs->nqueue = n->next;
 		pthread_mutex_unlock(&fs->nlock);
-		int rc = fuse_lowlevel_notify_inval_entry(fs->se, n->parent, n->name, strlen(n->name));
+		int rc = fuse_lowlevel_notify_inval_entry(fs->se, n->parent, n->name,
+							  strlen(n->name));
 		if (rc && rc != -ENOENT)
 			sfs_log(LOG_DEBUG, "cannot invalidate '%s': %s", n->name, strerror(-rc));
 		free(n->name);

@@ -108,8 +108,8 @@ static int parse_args(int argc, char **argv, struct mount_args *m)
 }
 
 /* Build libfuse's argv: program, -d, and the mount options it understands. */
-static int fuse_argv(struct fuse_args *fa, const struct mount_args *m,
-		     const struct sfs_config *cfg, const char *passthrough)
+static int fuse_argv(struct fuse_args *fa, const struct mount_args *m, const struct sfs_config *cfg,
+		     const char *passthrough)
 {
 	char *o = NULL;
 	char desc[512];
@@ -120,8 +120,8 @@ static int fuse_argv(struct fuse_args *fa, const struct mount_args *m,
 	for (char *p = desc; *p; p++)
 		if (*p == ',' || *p == ' ')
 			*p = '_'; /* commas would split the option */
-	if (asprintf(&o, "fsname=%s,subtype=stagefs%s%s%s%s%s", desc,
-		     cfg->read_only ? ",ro" : "", cfg->allow_other ? ",allow_other" : "",
+	if (asprintf(&o, "fsname=%s,subtype=stagefs%s%s%s%s%s", desc, cfg->read_only ? ",ro" : "",
+		     cfg->allow_other ? ",allow_other" : "",
 		     cfg->default_permissions ? ",default_permissions" : "",
 		     passthrough && *passthrough ? "," : "", passthrough ? passthrough : "") < 0)
 		return -ENOMEM;
@@ -171,8 +171,10 @@ static int run_mount(int argc, char **argv)
 		goto out;
 	}
 	if (cfg.snapshot) {
-		fprintf(stderr, "stagefs: snapshot '%s': snapshot mounts are not implemented in "
-				"this version\n", cfg.snapshot);
+		fprintf(stderr,
+			"stagefs: snapshot '%s': snapshot mounts are not implemented in "
+			"this version\n",
+			cfg.snapshot);
 		goto out;
 	}
 	if (access(m.mountpoint, F_OK) < 0) {

@@ -26,12 +26,12 @@
 
 #include "common/log.h"
 
-#define XATTR_COMMIT "user.stagefs.commit"
-#define XATTR_STATUS "user.stagefs.status"
-#define XATTR_META "user.stagefs.metadata"
-#define XATTR_HINT "user.stagefs.md5"
-#define XATTR_PREFIX "user.stagefs."
-#define RECEIPTS ".receipts"
+#define XATTR_COMMIT  "user.stagefs.commit"
+#define XATTR_STATUS  "user.stagefs.status"
+#define XATTR_META    "user.stagefs.metadata"
+#define XATTR_HINT    "user.stagefs.md5"
+#define XATTR_PREFIX  "user.stagefs."
+#define RECEIPTS      ".receipts"
 #define CANON_TIMEOUT 3600.0
 
 static struct sfs_fs *FS(fuse_req_t req)
@@ -92,12 +92,13 @@ static struct sfs_inode *inode_new(enum sfs_ikind kind)
 	return in;
 }
 
+static void hash_drop_locked(struct sfs_inode *in);
+
 static void inode_free(struct sfs_inode *in)
 {
 	if (in->fd >= 0)
 		close(in->fd);
-	if (in->hash.md5.ctx)
-		sfs_md5_release(&in->hash.md5);
+	hash_drop_locked(in);
 	pthread_mutex_destroy(&in->hlock);
 	free(in->key);
 	free(in->name);
@@ -309,8 +310,8 @@ static char *join_key(const char *a, const char *b)
 	return s;
 }
 
-static int lookup_keyed(struct sfs_fs *fs, enum sfs_ikind kind, char *key, char *name,
-			char *tkey, struct fuse_entry_param *e)
+static int lookup_keyed(struct sfs_fs *fs, enum sfs_ikind kind, char *key, char *name, char *tkey,
+			struct fuse_entry_param *e)
 {
 	struct sfs_inode *in = inode_new(kind);
 	double timeout;
@@ -420,8 +421,20 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct sfs_fs *fs = FS(req);
 	struct fuse_entry_param e;
-	int rc = do_lookup(fs, INODE(fs, parent), name, &e);
+	struct sfs_inode *p = INODE(fs, parent);
+	int rc = do_lookup(fs, p, name, &e);
 
+	if (rc == -ENOENT && p->kind == SFS_IK_STAGING && strcmp(name, RECEIPTS) != 0) {
+		/*
+		 * Every change to staging goes through this mount, and the kernel
+		 * drops a negative entry when it creates the name: let it cache
+		 * the miss (zarr and h5py probe many names that do not exist).
+		 */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = fs->timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -485,11 +498,23 @@ static int writable_dir(struct sfs_fs *fs, struct sfs_inode *in)
 
 /* ---- hash while writing ---- */
 
+static void hash_drop_locked(struct sfs_inode *in)
+{
+	if (in->hash.md5.ctx)
+		sfs_md5_release(&in->hash.md5);
+	while (in->hash.pend) {
+		struct sfs_hashpend *p = in->hash.pend;
+		in->hash.pend = p->next;
+		free(p);
+	}
+	in->hash.pend_bytes = 0;
+	in->hash.valid = 0;
+}
+
 static void hash_reset(struct sfs_inode *in)
 {
 	pthread_mutex_lock(&in->hlock);
-	if (in->hash.md5.ctx)
-		sfs_md5_release(&in->hash.md5);
+	hash_drop_locked(in);
 	in->hash.valid = sfs_md5_init(&in->hash.md5) == 0;
 	in->hash.off = 0;
 	pthread_mutex_unlock(&in->hlock);
@@ -498,24 +523,66 @@ static void hash_reset(struct sfs_inode *in)
 static void hash_invalidate(struct sfs_inode *in)
 {
 	pthread_mutex_lock(&in->hlock);
-	if (in->hash.md5.ctx)
-		sfs_md5_release(&in->hash.md5);
-	in->hash.valid = 0;
+	hash_drop_locked(in);
 	pthread_mutex_unlock(&in->hlock);
 }
 
+/*
+ * Feed a completed write into the running MD5.  Writes in order are hashed at
+ * once; a write past the hashed prefix waits in a bounded, sorted side list
+ * until the gap before it fills (concurrent writeback flushes arrive in any
+ * order); a rewrite of bytes already hashed or pending gives up (commit then
+ * reads the file).
+ */
 static void hash_write(struct sfs_inode *in, const void *buf, size_t n, off_t off)
 {
+	uint64_t o = (uint64_t)off;
+
+	if (n == 0)
+		return;
 	pthread_mutex_lock(&in->hlock);
-	if (in->hash.valid) {
-		if ((uint64_t)off == in->hash.off) {
-			sfs_md5_update(&in->hash.md5, buf, n);
-			in->hash.off += n;
-		} else {
-			sfs_md5_release(&in->hash.md5);
-			in->hash.valid = 0;
-		}
+	if (!in->hash.valid)
+		goto out;
+	if (o < in->hash.off) {
+		hash_drop_locked(in);
+		goto out;
 	}
+	if (o > in->hash.off) {
+		struct sfs_hashpend **pp = &in->hash.pend, *p;
+		while (*pp && (*pp)->off + (*pp)->len <= o)
+			pp = &(*pp)->next;
+		if ((*pp && (*pp)->off < o + n) || in->hash.pend_bytes + n > SFS_HASH_PEND_MAX) {
+			hash_drop_locked(in); /* overlaps a pending write, or too far ahead */
+			goto out;
+		}
+		p = malloc(sizeof(*p) + n);
+		if (!p) {
+			hash_drop_locked(in);
+			goto out;
+		}
+		p->off = o;
+		p->len = n;
+		memcpy(p->data, buf, n);
+		p->next = *pp;
+		*pp = p;
+		in->hash.pend_bytes += n;
+		goto out;
+	}
+	if (in->hash.pend && in->hash.pend->off < o + n) {
+		hash_drop_locked(in); /* this write overlaps one already waiting */
+		goto out;
+	}
+	sfs_md5_update(&in->hash.md5, buf, n);
+	in->hash.off += n;
+	while (in->hash.pend && in->hash.pend->off == in->hash.off) {
+		struct sfs_hashpend *p = in->hash.pend;
+		in->hash.pend = p->next;
+		in->hash.pend_bytes -= p->len;
+		sfs_md5_update(&in->hash.md5, p->data, p->len);
+		in->hash.off += p->len;
+		free(p);
+	}
+out:
 	pthread_mutex_unlock(&in->hlock);
 }
 
@@ -529,8 +596,8 @@ static void hash_save(struct sfs_inode *in, int fd)
 	int ok = 0;
 
 	pthread_mutex_lock(&in->hlock);
-	if (in->hash.valid && fstat(fd, &st) == 0 && (uint64_t)st.st_size == in->hash.off &&
-	    sfs_md5_copy(&copy, &in->hash.md5) == 0)
+	if (in->hash.valid && !in->hash.pend && fstat(fd, &st) == 0 &&
+	    (uint64_t)st.st_size == in->hash.off && sfs_md5_copy(&copy, &in->hash.md5) == 0)
 		ok = 1;
 	pthread_mutex_unlock(&in->hlock);
 	if (!ok)
@@ -554,9 +621,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 
 	if (in->kind != SFS_IK_STAGING || fs->read_only) {
 		fuse_reply_err(req, (in->kind == SFS_IK_RECEIPT || in->kind == SFS_IK_RECEIPTS) &&
-					    !fs->read_only
-				    ? EPERM
-				    : EROFS);
+						    !fs->read_only
+					    ? EPERM
+					    : EROFS);
 		return;
 	}
 	if (is_stale(fs, in)) {
@@ -836,7 +903,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		struct stat st;
 		if (fstatat(p->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			pthread_mutex_lock(&fs->lock);
-			struct sfs_inode *src = sfs_fs_find_staging_locked(fs, st.st_dev, st.st_ino);
+			struct sfs_inode *src =
+				sfs_fs_find_staging_locked(fs, st.st_dev, st.st_ino);
 			if (src && src->committing)
 				rc = -EBUSY;
 			pthread_mutex_unlock(&fs->lock);
@@ -917,7 +985,8 @@ static void writer_leave(struct sfs_fs *fs, struct sfs_inode *in, int fd)
 		if (sfs_fs_staging_rel(fs, in, &rel) == 0) {
 			int rc = sfs_backend_staged_sync(fs->be, rel, fd, 0);
 			if (rc)
-				sfs_log(LOG_ERR, "cannot store staged '%s': %s", rel, strerror(-rc));
+				sfs_log(LOG_ERR, "cannot store staged '%s': %s", rel,
+					strerror(-rc));
 		}
 		free(rel);
 	}
@@ -1054,7 +1123,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if ((size_t)off >= len)
 			fuse_reply_buf(req, NULL, 0);
 		else
-			fuse_reply_buf(req, json + off, len - (size_t)off < size ? len - (size_t)off : size);
+			fuse_reply_buf(req, json + off,
+				       len - (size_t)off < size ? len - (size_t)off : size);
 		return;
 	}
 	char *buf = malloc(size ? size : 1);
@@ -1062,7 +1132,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ssize_t n = sfs_backend_pread(fs->be, (struct sfs_bfile *)(uintptr_t)fi->fh, buf, size, off);
+	ssize_t n =
+		sfs_backend_pread(fs->be, (struct sfs_bfile *)(uintptr_t)fi->fh, buf, size, off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -1449,9 +1520,9 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 
 	if (in->kind != SFS_IK_STAGING || fs->read_only) {
 		fuse_reply_err(req, (in->kind == SFS_IK_RECEIPT || in->kind == SFS_IK_RECEIPTS) &&
-					    !fs->read_only
-				    ? EPERM
-				    : EROFS);
+						    !fs->read_only
+					    ? EPERM
+					    : EROFS);
 		return;
 	}
 	if (strcmp(name, XATTR_COMMIT) == 0) {
@@ -1611,6 +1682,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	/* data files carry no setuid bits worth a security.capability round trip per write */
+	if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV)
+		conn->want |= FUSE_CAP_HANDLE_KILLPRIV;
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
 	/* locks are handled by the kernel: no lock ops are implemented */

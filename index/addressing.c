@@ -102,7 +102,8 @@ static int json_db_open(sqlite3 **out)
 	int rc;
 
 	rc = sqlite3_open_v2(":memory:", &db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			     NULL);
 	if (rc != SQLITE_OK) {
 		sqlite3_close(db);
 		return sqlite_errno(rc);
@@ -392,7 +393,8 @@ static int pct_put(char *out, size_t outlen, size_t *pos, const char *s, size_t 
 		unsigned char c = (unsigned char)s[i];
 		char e[3] = {'%', HEX[c >> 4], HEX[c & 15]};
 
-		rc = is_unreserved(c) ? put(out, outlen, pos, s + i, 1) : put(out, outlen, pos, e, 3);
+		rc = is_unreserved(c) ? put(out, outlen, pos, s + i, 1)
+				      : put(out, outlen, pos, e, 3);
 	}
 	return rc;
 }
@@ -683,7 +685,8 @@ static int parse_key_value(sqlite3_stmt *st, struct sfs_pk_attr *a, char *err, s
 static int parse_key(sqlite3 *db, const char *value, size_t len, struct sfs_commit_spec *s,
 		     char *err, size_t errlen)
 {
-	static const char sql[] = "SELECT key, type, value, ?1 -> fullkey FROM json_each(?1, '$.key')";
+	static const char sql[] =
+		"SELECT key, type, value, ?1 -> fullkey FROM json_each(?1, '$.key')";
 	sqlite3_stmt *st = NULL;
 	const char *name;
 	size_t n, cap = 0;
@@ -700,7 +703,8 @@ static int parse_key(sqlite3 *db, const char *value, size_t len, struct sfs_comm
 
 		name = col_text(st, 0, &n);
 		if (!name || !matches(name, n, "_" LOWER UPPER, "_" LOWER UPPER DIGIT, SIZE_MAX)) {
-			rc = reject(err, errlen, "key: bad attribute name '%.64s'", name ? name : "");
+			rc = reject(err, errlen, "key: bad attribute name '%.64s'",
+				    name ? name : "");
 			goto out;
 		}
 		for (size_t i = 0; i < s->nkey; i++) {
@@ -860,9 +864,9 @@ static int parse_json(const char *value, size_t len, struct sfs_commit_spec *s, 
 	if (rc != SQLITE_DONE)
 		goto sqlerr;
 	if (addr_hash) {
-		rc = seen == M_ADDRESSING ? 0
-					  : reject(err, errlen,
-						   "hash addressing takes no other members");
+		rc = seen == M_ADDRESSING
+			     ? 0
+			     : reject(err, errlen, "hash addressing takes no other members");
 		s->hash = 1;
 		goto out;
 	}
@@ -1057,7 +1061,7 @@ int sfs_zarr_checksum_add(struct sfs_zarr_checksum *z, const char *relpath, cons
 	if (z->n == z->cap) {
 		size_t cap = z->cap ? z->cap * 2 : 64;
 		void *p = cap < SIZE_MAX / sizeof(*z->files) ? realloc(z->files, cap * sizeof(*f))
-							       : NULL;
+							     : NULL;
 		if (!p)
 			return -ENOMEM;
 		z->files = p;
@@ -1176,8 +1180,8 @@ static int zc_dir(struct zc_run *r, const struct zc_file *files, size_t lo, size
 		rc = md5_buf(man.p, man.len, md5);
 	if (!rc) {
 		sfs_md5_hex(md5, hex);
-		snprintf(digest, SFS_ZARR_CHECKSUM_MAX, "%s-%llu--%llu", hex,
-			 (unsigned long long)n, (unsigned long long)total);
+		snprintf(digest, SFS_ZARR_CHECKSUM_MAX, "%s-%llu--%llu", hex, (unsigned long long)n,
+			 (unsigned long long)total);
 		*count = n;
 		*size = total;
 	}

@@ -112,14 +112,14 @@ struct sfs_pk_attr {
 
 /* A parsed "user.stagefs.commit" value.  All strings are owned by the struct. */
 struct sfs_commit_spec {
-	int hash;                 /* 1 = hash-addressed; all other members then empty */
-	char *field;              /* schema-addressed: [a-z][a-z0-9_]* */
-	struct sfs_pk_attr *key;  /* nkey >= 1 attributes, in the order given */
+	int hash;		 /* 1 = hash-addressed; all other members then empty */
+	char *field;		 /* schema-addressed: [a-z][a-z0-9_]* */
+	struct sfs_pk_attr *key; /* nkey >= 1 attributes, in the order given */
 	size_t nkey;
-	int ext_given;            /* 1 when "ext" was present (string or null) */
-	char *ext;                /* NULL when null or "", else starting with '.' */
-	char *token;              /* optional (tests): [A-Za-z0-9_-]{1,64} */
-	char *table;              /* optional table override: [A-Za-z0-9_#]{1,64} */
+	int ext_given; /* 1 when "ext" was present (string or null) */
+	char *ext;     /* NULL when null or "", else starting with '.' */
+	char *token;   /* optional (tests): [A-Za-z0-9_-]{1,64} */
+	char *table;   /* optional table override: [A-Za-z0-9_#]{1,64} */
 };
 
 /*
@@ -181,10 +181,10 @@ int sfs_pk_attr_encode(const struct sfs_pk_attr *a, char *out, size_t outlen)
 	__attribute__((warn_unused_result));
 
 struct sfs_object_path_params {
-	const char *schema_prefix;     /* "" or NULL = none; may hold '/' */
-	const char *partition_pattern; /* NULL or e.g. "{subject_id}/{session_date}" */
+	const char *schema_prefix;		    /* "" or NULL = none; may hold '/' */
+	const char *partition_pattern;		    /* NULL or e.g. "{subject_id}/{session_date}" */
 	const char *schema, *table, *field, *token; /* all non-empty */
-	const char *ext;               /* NULL = none, else used as given (starts with '.') */
+	const char *ext;	       /* NULL = none, else used as given (starts with '.') */
 	const struct sfs_pk_attr *key; /* nkey attributes, in path order */
 	size_t nkey;
 };

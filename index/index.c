@@ -9,10 +9,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/fsutil.h"
 #include "common/log.h"
 
 struct sfs_index {
-	sqlite3 *db;           /* protected by lock */
+	sqlite3 *db; /* protected by lock */
 	pthread_mutex_t lock;
 	char *path;
 };
@@ -91,27 +92,6 @@ static int exec(struct sfs_index *ix, const char *sql)
 	return xlate(ix, sqlite3_exec(ix->db, sql, NULL, NULL, NULL), sql);
 }
 
-static int mkdir_p(const char *path)
-{
-	char *p = strdup(path);
-	int rc = 0;
-
-	if (!p)
-		return -ENOMEM;
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0700) < 0 && errno != EEXIST)
-			rc = -errno;
-		*s = '/';
-		if (rc)
-			break;
-	}
-	free(p);
-	return rc;
-}
-
 static int migrate(struct sfs_index *ix)
 {
 	sqlite3_stmt *st = NULL;
@@ -143,7 +123,8 @@ static int migrate(struct sfs_index *ix)
 			(void)exec(ix, "ROLLBACK");
 			return rc;
 		}
-		sfs_log(LOG_INFO, "index '%s' migrated to schema version %d", ix->path, version + 1);
+		sfs_log(LOG_INFO, "index '%s' migrated to schema version %d", ix->path,
+			version + 1);
 	}
 	return 0;
 }
@@ -161,13 +142,15 @@ int sfs_index_open(const char *path, struct sfs_index **out)
 		rc = -ENOMEM;
 		goto fail;
 	}
-	rc = mkdir_p(path);
+	rc = sfs_mkdir_p(path, 0700, 0);
 	if (rc) {
-		rc = sfs_err(rc, "cannot create the directory of index '%s': %s", path, strerror(-rc));
+		rc = sfs_err(rc, "cannot create the directory of index '%s': %s", path,
+			     strerror(-rc));
 		goto fail;
 	}
 	rc = sqlite3_open_v2(path, &ix->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			     NULL);
 	if (rc != SQLITE_OK) {
 		rc = xlate(ix, rc, "open");
 		goto fail;
@@ -395,10 +378,10 @@ static int run_bound(struct sfs_index *ix, const char *sql, int n, const char *c
 	return rc;
 }
 
-#define OBJECT_INSERT_SQL                                                                          \
-	"INSERT OR IGNORE INTO objects(path,addressing,hash,size,is_dir,metadata) "                \
-	"VALUES(?1,?2,json_extract(?3,'$.hash'),json_extract(?3,'$.size'),"                        \
-	"json_extract(?3,'$.is_dir') IS 1,?3)"
+#define OBJECT_INSERT_SQL                                                               \
+	"INSERT INTO objects(path,addressing,hash,size,is_dir,metadata) "               \
+	"VALUES(?1,?2,json_extract(?3,'$.hash'),coalesce(json_extract(?3,'$.size'),0)," \
+	"json_extract(?3,'$.is_dir') IS 1,?3) ON CONFLICT(path) DO NOTHING"
 
 int sfs_index_job_finish(struct sfs_index *ix, const struct sfs_job *j, int dedup)
 {
@@ -413,12 +396,13 @@ int sfs_index_job_finish(struct sfs_index *ix, const struct sfs_job *j, int dedu
 	rc = run_bound(ix, OBJECT_INSERT_SQL, 3,
 		       (const char *const[]){j->canonical, j->addressing, j->metadata});
 	if (!rc)
-		rc = run_bound(ix,
-			       "INSERT OR REPLACE INTO receipts(dir,name,object,metadata) VALUES(?1,?2,?3,"
-			       "CASE WHEN ?4 = '1' THEN json_set(?5,'$.dedup',json('true')) ELSE ?5 END)",
-			       5,
-			       (const char *const[]){j->receipt_dir, j->receipt_name, j->canonical,
-						     dedup ? "1" : "0", j->metadata});
+		rc = run_bound(
+			ix,
+			"INSERT OR REPLACE INTO receipts(dir,name,object,metadata) VALUES(?1,?2,?3,"
+			"CASE WHEN ?4 = '1' THEN json_set(?5,'$.dedup',json('true')) ELSE ?5 END)",
+			5,
+			(const char *const[]){j->receipt_dir, j->receipt_name, j->canonical,
+					      dedup ? "1" : "0", j->metadata});
 	if (!rc)
 		rc = run_bound(ix, "DELETE FROM commit_jobs WHERE id=?1", 1,
 			       (const char *const[]){idbuf});
@@ -568,8 +552,9 @@ int sfs_index_receipt_list(struct sfs_index *ix, const char *dir,
 	int rc;
 
 	pthread_mutex_lock(&ix->lock);
-	rc = prep(ix, &st, "SELECT name, length(CAST(metadata AS BLOB)) FROM receipts WHERE dir=?1 "
-			   "ORDER BY name");
+	rc = prep(ix, &st,
+		  "SELECT name, length(CAST(metadata AS BLOB)) FROM receipts WHERE dir=?1 "
+		  "ORDER BY name");
 	if (!rc)
 		bind_text(st, 1, dir);
 	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
@@ -671,11 +656,12 @@ int sfs_commit_value_build(const char *field, char *const *keys, int nkeys, cons
 		int raw = eq > keys[i] && eq[-1] == ':';
 		char *name = strndup(keys[i], (size_t)(eq - keys[i] - raw));
 		const char *val = eq + 1;
-		const char *expr = raw ? "json(?3)"
-			: is_int_text(val) ? "CAST(?3 AS INTEGER)"
-			: is_float_text(val) ? "CAST(?3 AS REAL)"
-			: strcmp(val, "true") == 0 ? "json('true')"
-			: strcmp(val, "false") == 0 ? "json('false')" : "?3";
+		const char *expr = raw			       ? "json(?3)"
+				   : is_int_text(val)	       ? "CAST(?3 AS INTEGER)"
+				   : is_float_text(val)	       ? "CAST(?3 AS REAL)"
+				   : strcmp(val, "true") == 0  ? "json('true')"
+				   : strcmp(val, "false") == 0 ? "json('false')"
+							       : "?3";
 		char sql[160];
 		snprintf(sql, sizeof(sql), "SELECT json_insert(?1, '$.key.' || json_quote(?2), %s)",
 			 expr);
@@ -702,7 +688,8 @@ int sfs_commit_value_build(const char *field, char *const *keys, int nkeys, cons
 		if (sqlite3_prepare_v2(db, "SELECT json_insert(?1, '$.ext', ?2)", -1, &st, NULL) ==
 			    SQLITE_OK &&
 		    (sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC),
-		     sqlite3_bind_text(st, 2, ext, -1, SQLITE_STATIC), sqlite3_step(st) == SQLITE_ROW)) {
+		     sqlite3_bind_text(st, 2, ext, -1, SQLITE_STATIC),
+		     sqlite3_step(st) == SQLITE_ROW)) {
 			char *n = strdup((const char *)sqlite3_column_text(st, 0));
 			free(json);
 			json = n;

@@ -41,15 +41,15 @@ int sfs_index_check(struct sfs_index *ix) __attribute__((warn_unused_result));
 
 /* Inputs of a receipt / object metadata document (SPEC §4). */
 struct sfs_meta_in {
-	int hash_addressing;   /* 1: {"hash","path","schema","store","size"}; 0: schema-addressed */
-	const char *path;      /* canonical key */
-	const char *store;     /* DataJoint store name */
-	const char *schema;    /* hash: schema name */
-	const char *hash;      /* hash: content hash (base32) */
-	const char *ext;       /* schema: NULL -> null */
-	const char *staging;   /* "staging/<schema>/<table>/<rel>" */
-	const char *md5;       /* files: hex MD5 */
-	const char *checksum;  /* directories: DANDI zarr checksum */
+	int hash_addressing;  /* 1: {"hash","path","schema","store","size"}; 0: schema-addressed */
+	const char *path;     /* canonical key */
+	const char *store;    /* DataJoint store name */
+	const char *schema;   /* hash: schema name */
+	const char *hash;     /* hash: content hash (base32) */
+	const char *ext;      /* schema: NULL -> null */
+	const char *staging;  /* "staging/<schema>/<table>/<rel>" */
+	const char *md5;      /* files: hex MD5 */
+	const char *checksum; /* directories: DANDI zarr checksum */
 	uint64_t size;
 	int is_dir;
 	int64_t item_count;    /* directories: recursive file count; files: ignored (null) */
@@ -63,17 +63,18 @@ int sfs_index_build_metadata(struct sfs_index *ix, const struct sfs_meta_in *m, 
 /* A commit in flight. */
 struct sfs_job {
 	int64_t id;
-	char *staging;      /* staging rel path "<schema>/<table>/<rel>" */
+	char *staging;	    /* staging rel path "<schema>/<table>/<rel>" */
 	char *canonical;    /* canonical key */
 	char *addressing;   /* "hash" | "schema" */
-	char *metadata;     /* receipt JSON */
+	char *metadata;	    /* receipt JSON */
 	char *receipt_dir;  /* staging rel dir holding .receipts */
 	char *receipt_name; /* "<entry>.json" */
 };
 void sfs_job_release(struct sfs_job *j);
 
 /* Record the intent before anything moves; sets j->id.  Durable on return. */
-int sfs_index_job_begin(struct sfs_index *ix, struct sfs_job *j) __attribute__((warn_unused_result));
+int sfs_index_job_begin(struct sfs_index *ix, struct sfs_job *j)
+	__attribute__((warn_unused_result));
 /* Change the canonical key (schema path collision drew a new token) and the metadata. */
 int sfs_index_job_retarget(struct sfs_index *ix, struct sfs_job *j, const char *canonical,
 			   const char *metadata) __attribute__((warn_unused_result));

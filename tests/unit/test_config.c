@@ -46,8 +46,9 @@ static int load_text(struct sfs_config *c, const char *text, char *path, size_t 
 static void clean_env(void)
 {
 	static const char *const vars[] = {
-		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-		"AWS_SHARED_CREDENTIALS_FILE", "XDG_STATE_HOME", "XDG_CACHE_HOME"};
+		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",	    "AWS_SESSION_TOKEN",
+		"AWS_PROFILE",	     "AWS_SHARED_CREDENTIALS_FILE", "XDG_STATE_HOME",
+		"XDG_CACHE_HOME"};
 
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		unsetenv(vars[i]);
@@ -105,9 +106,9 @@ static void test_defaults(void **state)
 	/* file backend needs a location */
 	assert_int_equal(sfs_config_finalize(&c, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "location: required for backend file");
-	assert_int_equal(sfs_config_set(&c, "location", "/data/store/", SFS_CFG_OPTION, err,
-					sizeof(err)),
-			 0);
+	assert_int_equal(
+		sfs_config_set(&c, "location", "/data/store/", SFS_CFG_OPTION, err, sizeof(err)),
+		0);
 	assert_int_equal(sfs_config_finalize(&c, err, sizeof(err)), 0);
 	assert_string_equal(c.location, "/data/store");
 	assert_int_equal(c.path_style, 0);
@@ -233,9 +234,9 @@ static void test_set_each_key(void **state)
 	/* values stick; "" resets to the default */
 	assert_int_equal(sfs_config_set(&c, "token_length", "2", SFS_CFG_FILE, err, 512), 0);
 	assert_int_equal(c.token_length, 4);
-	assert_int_equal(sfs_config_set(&c, "token_length", "99999999999999999999", SFS_CFG_FILE,
-					err, 512),
-			 0);
+	assert_int_equal(
+		sfs_config_set(&c, "token_length", "99999999999999999999", SFS_CFG_FILE, err, 512),
+		0);
 	assert_int_equal(c.token_length, 16);
 	assert_int_equal(sfs_config_set(&c, "token_length", "-3", SFS_CFG_FILE, err, 512), 0);
 	assert_int_equal(c.token_length, 4);
@@ -418,8 +419,8 @@ static void test_file_errors(void **state)
 	struct sfs_config c;
 	char path[PATH_MAX];
 
-	expect_file_error("backend = s3\ntoken_length = 5\nthis line has no equals sign\n",
-			  -EINVAL, "3: syntax error");
+	expect_file_error("backend = s3\ntoken_length = 5\nthis line has no equals sign\n", -EINVAL,
+			  "3: syntax error");
 	expect_file_error("[store\nbackend = s3\n", -EINVAL, "1: syntax error");
 	expect_file_error("# c\n\nbackend = s3\nbogus_key = 1\n", -EINVAL,
 			  "4: unknown key 'bogus_key'");
@@ -466,7 +467,8 @@ static void test_file_long_lines(void **state)
 
 	/* a 1300-character session token survives inih's 200-byte line buffer */
 	for (size_t i = 0; i < sizeof(token) - 1; i++)
-		token[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="[i % 65];
+		token[i] =
+			"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="[i % 65];
 	token[sizeof(token) - 1] = '\0';
 	snprintf(text, sizeof(text),
 		 "backend = s3\n# %s\nsession_token = %s ; %s\nregion = eu-west-1\n", token, token,
@@ -618,8 +620,7 @@ static void test_sources(void **state)
 	assert_int_equal(sfs_config_parse_source(&c, "s3://b1b/x?secret_key=hunter2", err, 512),
 			 -EINVAL);
 	assert_null(strstr(err, "hunter2"));
-	assert_int_equal(sfs_config_parse_source(&c, "s3://b1b/x?bucket=other", err, 512),
-			 -EINVAL);
+	assert_int_equal(sfs_config_parse_source(&c, "s3://b1b/x?bucket=other", err, 512), -EINVAL);
 	assert_int_equal(sfs_config_parse_source(&c, "s3://b1b/x?region=%zz", err, 512), -EINVAL);
 	assert_int_equal(sfs_config_parse_source(&c, "s3://b1b/x?region=%4", err, 512), -EINVAL);
 	assert_int_equal(sfs_config_parse_source(&c, "s3://b1b/x?region=a%00", err, 512), -EINVAL);
@@ -687,9 +688,8 @@ static void test_finalize_s3(void **state)
 	for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
 		sfs_config_init(&c);
 		assert_int_equal(sfs_config_parse_source(&c, "s3://lab/p/", err, 512), 0);
-		assert_int_equal(sfs_config_set(&c, "endpoint", ps[i].endpoint, SFS_CFG_FILE, err,
-						512),
-				 0);
+		assert_int_equal(
+			sfs_config_set(&c, "endpoint", ps[i].endpoint, SFS_CFG_FILE, err, 512), 0);
 		assert_int_equal(sfs_config_finalize(&c, err, sizeof(err)), 0);
 		assert_int_equal(c.path_style, ps[i].path_style);
 		assert_int_equal(c.endpoint[strlen(c.endpoint) - 1] != '/', 1);
@@ -949,7 +949,7 @@ static void test_sizes(void **state)
 
 /* md5("file:///data/store") = 77bf45fdb15ef658..., md5("s3:http://127.0.0.1:9000/bucket/pre/fix") = 92600f67631b4ade... */
 #define FILE_ID "77bf45fdb15ef658"
-#define S3_ID "92600f67631b4ade"
+#define S3_ID	"92600f67631b4ade"
 
 /* Finalize the /data/store file config; copy index and cache_dir out. */
 static int default_paths(char *index, char *cache, size_t len)
@@ -1053,10 +1053,10 @@ static void test_default_index_root(void **state)
 	assert_string_equal(cache, "/var/cache/stagefs");
 
 	sfs_config_init(&c);
-	assert_int_equal(sfs_config_parse_source(
-				 &c, "s3://bucket/pre/fix/?endpoint=http://127.0.0.1:9000/", err,
-				 sizeof(err)),
-			 0);
+	assert_int_equal(
+		sfs_config_parse_source(&c, "s3://bucket/pre/fix/?endpoint=http://127.0.0.1:9000/",
+					err, sizeof(err)),
+		0);
 	assert_int_equal(sfs_config_finalize(&c, err, sizeof(err)), 0);
 	assert_string_equal(c.index, "/var/lib/stagefs/" S3_ID ".db");
 	/* an explicit index is kept */

@@ -1,0 +1,952 @@
+/*
+ * backend/s3.c - the "s3" backend: struct sfs_backend_ops over the S3 client.
+ *
+ * Store layout: every store-relative key K lives at "<location>/K" in the
+ * bucket ("K" when location is empty).  Staged files live in a local mirror
+ * "<cache_dir>/<id>/_staging" (the FUSE layer writes there) and are uploaded
+ * to "_staging/<rel>" by staged_sync; promote copies them server-side to
+ * their canonical key, deletes the staged objects and removes the local
+ * mirror entry (so that, as with the file backend, the staging entry is gone).
+ *
+ * Test knobs (environment, read at open): SFS_S3_PART_SIZE,
+ * SFS_S3_MULTIPART_THRESHOLD, SFS_S3_MAX_ATTEMPTS, SFS_S3_BACKOFF_MS,
+ * SFS_S3_COPY_THRESHOLD (bytes / counts / ms).
+ */
+#include "backend/backend.h"
+
+#include "backend/s3_buf.h"
+#include "backend/s3_client.h"
+#include "backend/sigv4.h"
+#include "common/config.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FORMAT_KEY     ".stagefs/format"
+#define FORMAT_CONTENT "stagefs 1\n"
+#define READAHEAD      (1u << 20)
+
+struct s3_backend {
+	struct sfs_backend base;
+	struct sfs_s3_client *c;
+	char *prefix;	   /* "" or "<location>/" */
+	char *staging_dir; /* local mirror of _staging */
+	int cond_put;	   /* server honours If-None-Match: * on PUT */
+	int read_only;
+};
+
+struct sfs_bfile {
+	char *key; /* full key */
+	uint64_t size;
+	pthread_mutex_t lock;
+	unsigned char *ra; /* read-ahead window; protected by lock */
+	uint64_t ra_off;   /* protected by lock */
+	size_t ra_len;	   /* protected by lock */
+};
+
+static struct s3_backend *S3(struct sfs_backend *b)
+{
+	return (struct s3_backend *)b;
+}
+
+static uint64_t env_u64(const char *name, uint64_t dflt)
+{
+	const char *v = getenv(name);
+	char *end = NULL;
+	unsigned long long x;
+
+	if (!v || !*v)
+		return dflt;
+	errno = 0;
+	x = strtoull(v, &end, 10);
+	if (errno || !end || *end)
+		return dflt;
+	return x;
+}
+
+/* "<prefix><a><b>" malloc'd; NULL on ENOMEM. */
+static char *join(const char *prefix, const char *a, const char *b)
+{
+	struct sfs_buf s;
+
+	sfs_buf_init(&s, 0);
+	sfs_buf_adds(&s, prefix);
+	sfs_buf_adds(&s, a ? a : "");
+	sfs_buf_adds(&s, b ? b : "");
+	if (sfs_buf_err(&s)) {
+		sfs_buf_release(&s);
+		return NULL;
+	}
+	return sfs_buf_detach(&s);
+}
+
+static char *full_key(struct s3_backend *s, const char *key)
+{
+	return join(s->prefix, key, NULL);
+}
+
+static char *staged_key(struct s3_backend *s, const char *rel)
+{
+	struct sfs_buf b;
+
+	sfs_buf_init(&b, 0);
+	sfs_buf_adds(&b, s->prefix);
+	sfs_buf_adds(&b, "_staging/");
+	sfs_buf_adds(&b, rel);
+	if (sfs_buf_err(&b)) {
+		sfs_buf_release(&b);
+		return NULL;
+	}
+	return sfs_buf_detach(&b);
+}
+
+static void fill_bstat(struct sfs_bstat *st, const struct sfs_s3_objinfo *info)
+{
+	memset(st, 0, sizeof(*st));
+	st->mode = S_IFREG | 0644;
+	if (!info)
+		return;
+	st->size = info->size;
+	st->mtime_ns = info->mtime_ns;
+	/* a plain (non-multipart, non-KMS) ETag is the MD5 of the bytes */
+	if (strlen(info->etag) == 32 && strspn(info->etag, "0123456789abcdef") == 32)
+		memcpy(st->md5, info->etag, 33);
+}
+
+/* ---- tree listing (recursive) ---- */
+
+struct obj {
+	char *key;
+	uint64_t size;
+};
+
+struct objlist {
+	struct obj *v;
+	size_t n, cap;
+	int err;
+};
+
+static int collect_cb(void *arg, const char *key, int is_prefix, const struct sfs_s3_objinfo *info)
+{
+	struct objlist *l = arg;
+
+	if (is_prefix)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct obj *v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n].key = strdup(key);
+	if (!l->v[l->n].key)
+		return -ENOMEM;
+	l->v[l->n].size = info ? info->size : 0;
+	l->n++;
+	return 0;
+}
+
+static void objlist_release(struct objlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].key);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Every object whose key starts with dir + "/" (dir is a full key). */
+static int list_tree(struct s3_backend *s, const char *dir, struct objlist *out)
+{
+	char *p = join(dir, "/", NULL);
+	int rc;
+
+	if (!p)
+		return -ENOMEM;
+	memset(out, 0, sizeof(*out));
+	rc = sfs_s3_list(s->c, p, NULL, 0, 0, collect_cb, out);
+	free(p);
+	if (rc)
+		objlist_release(out);
+	return rc;
+}
+
+static int any_cb(void *arg, const char *key, int is_prefix, const struct sfs_s3_objinfo *info)
+{
+	(void)key;
+	(void)is_prefix;
+	(void)info;
+	*(int *)arg = 1;
+	return 1;
+}
+
+/* 1 when some object lives under dir + "/", 0 when none, or -errno. */
+static int prefix_exists(struct s3_backend *s, const char *dir)
+{
+	char *p = join(dir, "/", NULL);
+	int found = 0, rc;
+
+	if (!p)
+		return -ENOMEM;
+	rc = sfs_s3_list(s->c, p, "/", 1, 1, any_cb, &found);
+	free(p);
+	if (rc < 0)
+		return rc;
+	return found;
+}
+
+static int delete_objlist(struct s3_backend *s, struct objlist *l)
+{
+	char **keys;
+	int rc;
+
+	if (l->n == 0)
+		return 0;
+	keys = malloc(l->n * sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	for (size_t i = 0; i < l->n; i++)
+		keys[i] = l->v[i].key;
+	rc = sfs_s3_delete_many(s->c, keys, l->n);
+	free(keys);
+	return rc;
+}
+
+/* ---- namespace ---- */
+
+static int s3_stat(struct sfs_backend *b, const char *key, struct sfs_bstat *st)
+{
+	struct s3_backend *s = S3(b);
+	struct sfs_s3_objinfo info;
+	char *fk;
+	int rc;
+
+	if (!key[0]) {
+		memset(st, 0, sizeof(*st));
+		st->mode = S_IFDIR | 0755;
+		return 0;
+	}
+	fk = full_key(s, key);
+	if (!fk)
+		return -ENOMEM;
+	rc = sfs_s3_head(s->c, fk, &info);
+	if (rc == 0) {
+		fill_bstat(st, &info);
+	} else if (rc == -ENOENT) {
+		rc = prefix_exists(s, fk);
+		if (rc == 1) {
+			memset(st, 0, sizeof(*st));
+			st->mode = S_IFDIR | 0755;
+			rc = 0;
+		} else if (rc == 0) {
+			rc = -ENOENT;
+		}
+	}
+	free(fk);
+	return rc;
+}
+
+struct list_ctx {
+	size_t plen;
+	sfs_list_cb cb;
+	void *arg;
+	size_t count;
+	char last[1024]; /* last name passed as a file, to report "a" and "a/" once */
+};
+
+static int list_cb(void *arg, const char *key, int is_prefix, const struct sfs_s3_objinfo *info)
+{
+	struct list_ctx *l = arg;
+	struct sfs_bstat st;
+	char name[1024];
+	const char *rel = key + l->plen;
+	size_t n = strlen(rel);
+
+	if (strlen(key) < l->plen)
+		return 0;
+	if (is_prefix && n && rel[n - 1] == '/')
+		n--;
+	if (n == 0 || n >= sizeof(name))
+		return 0; /* the directory marker itself, or an absurd name */
+	memcpy(name, rel, n);
+	name[n] = '\0';
+	if (is_prefix) {
+		memset(&st, 0, sizeof(st));
+		st.mode = S_IFDIR | 0755;
+	} else {
+		fill_bstat(&st, info);
+	}
+	l->count++;
+	return l->cb(l->arg, name, &st);
+}
+
+static int s3_list(struct sfs_backend *b, const char *key, sfs_list_cb cb, void *arg)
+{
+	struct s3_backend *s = S3(b);
+	struct list_ctx l;
+	char *p;
+	int rc;
+
+	p = key[0] ? join(s->prefix, key, "/") : strdup(s->prefix);
+	if (!p)
+		return -ENOMEM;
+	memset(&l, 0, sizeof(l));
+	l.plen = strlen(p);
+	l.cb = cb;
+	l.arg = arg;
+	rc = sfs_s3_list(s->c, p, "/", 0, 0, list_cb, &l);
+	if (rc == 0 && l.count == 0 && key[0]) {
+		/* nothing below: a file, or nothing at all */
+		char *fk = full_key(s, key);
+		rc = fk ? sfs_s3_head(s->c, fk, NULL) : -ENOMEM;
+		rc = rc == 0 ? -ENOTDIR : rc;
+		free(fk);
+	}
+	free(p);
+	return rc;
+}
+
+/* ---- reading ---- */
+
+static int s3_open(struct sfs_backend *b, const char *key, struct sfs_bfile **out)
+{
+	struct s3_backend *s = S3(b);
+	struct sfs_s3_objinfo info;
+	struct sfs_bfile *f;
+	int rc;
+
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->key = full_key(s, key);
+	if (!f->key) {
+		free(f);
+		return -ENOMEM;
+	}
+	rc = sfs_s3_head(s->c, f->key, &info);
+	if (rc) {
+		if (rc == -ENOENT && prefix_exists(s, f->key) == 1)
+			rc = -EISDIR;
+		free(f->key);
+		free(f);
+		return rc;
+	}
+	f->size = info.size;
+	pthread_mutex_init(&f->lock, NULL);
+	*out = f;
+	return 0;
+}
+
+static ssize_t s3_pread(struct sfs_backend *b, struct sfs_bfile *f, void *buf, size_t n, off_t off)
+{
+	struct s3_backend *s = S3(b);
+	ssize_t rc;
+
+	if (off < 0)
+		return -EINVAL;
+	if ((uint64_t)off >= f->size || n == 0)
+		return 0;
+	if (n > f->size - (uint64_t)off)
+		n = (size_t)(f->size - (uint64_t)off);
+	if (n >= READAHEAD) /* big reads go straight into the caller's buffer */
+		return sfs_s3_get_range(s->c, f->key, (uint64_t)off, buf, n);
+
+	pthread_mutex_lock(&f->lock);
+	if (!(f->ra && (uint64_t)off >= f->ra_off && (uint64_t)off + n <= f->ra_off + f->ra_len)) {
+		if (!f->ra)
+			f->ra = malloc(READAHEAD);
+		if (!f->ra) {
+			pthread_mutex_unlock(&f->lock);
+			return -ENOMEM;
+		}
+		rc = sfs_s3_get_range(s->c, f->key, (uint64_t)off, f->ra, READAHEAD);
+		if (rc < 0) {
+			f->ra_len = 0;
+			pthread_mutex_unlock(&f->lock);
+			return rc;
+		}
+		f->ra_off = (uint64_t)off;
+		f->ra_len = (size_t)rc;
+	}
+	size_t avail = f->ra_len - (size_t)((uint64_t)off - f->ra_off);
+	if (n > avail)
+		n = avail; /* the object shrank: short read = EOF */
+	memcpy(buf, f->ra + ((uint64_t)off - f->ra_off), n);
+	pthread_mutex_unlock(&f->lock);
+	return (ssize_t)n;
+}
+
+static void s3_close(struct sfs_backend *b, struct sfs_bfile *f)
+{
+	(void)b;
+	if (!f)
+		return;
+	pthread_mutex_destroy(&f->lock);
+	free(f->ra);
+	free(f->key);
+	free(f);
+}
+
+/* ---- small objects ---- */
+
+/* PUT fk, honouring SFS_NOREPLACE with If-None-Match or HEAD-then-PUT. */
+static int put_object(struct s3_backend *s, const char *fk, const void *buf, size_t n, int flags)
+{
+	int rc;
+
+	if (!(flags & SFS_NOREPLACE))
+		return sfs_s3_put(s->c, fk, buf, n, 0);
+	if (s->cond_put) {
+		rc = sfs_s3_put(s->c, fk, buf, n, SFS_S3_IF_NONE_MATCH);
+		if (rc != -ENOSYS)
+			return rc;
+		s->cond_put = 0; /* 501: fall back from now on */
+		sfs_log(LOG_INFO, "s3: '%s' does not implement If-None-Match; using HEAD then PUT",
+			sfs_s3_client_endpoint(s->c));
+	}
+	rc = sfs_s3_head(s->c, fk, NULL);
+	if (rc == 0)
+		return -EEXIST;
+	if (rc != -ENOENT)
+		return rc;
+	return sfs_s3_put(s->c, fk, buf, n, 0);
+}
+
+static int s3_put_bytes(struct sfs_backend *b, const char *key, const void *buf, size_t n,
+			int flags)
+{
+	struct s3_backend *s = S3(b);
+	char *fk;
+	int rc;
+
+	if (s->read_only)
+		return -EROFS;
+	fk = full_key(s, key);
+	if (!fk)
+		return -ENOMEM;
+	rc = put_object(s, fk, buf, n, flags);
+	free(fk);
+	return rc;
+}
+
+static int s3_get_bytes(struct sfs_backend *b, const char *key, void **buf, size_t *n, size_t max)
+{
+	struct s3_backend *s = S3(b);
+	char *fk = full_key(s, key);
+	int rc;
+
+	if (!fk)
+		return -ENOMEM;
+	rc = sfs_s3_get(s->c, fk, buf, n, max);
+	free(fk);
+	return rc;
+}
+
+/* ---- staging ---- */
+
+static int s3_staging_dir(struct sfs_backend *b)
+{
+	struct s3_backend *s = S3(b);
+	int rc = sfs_mkdir_p(s->staging_dir, 0700, 1);
+	int fd;
+
+	if (rc)
+		return S3_ERR(rc, "cannot create '%s': %s", s->staging_dir, strerror(-rc));
+	fd = open(s->staging_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		return S3_ERR(rc, "cannot open '%s': %s", s->staging_dir, strerror(-rc));
+	}
+	return fd;
+}
+
+static int s3_staged_sync(struct sfs_backend *b, const char *rel, int fd, int durable)
+{
+	struct s3_backend *s = S3(b);
+	struct stat st;
+	char *sk = NULL;
+	int rfd = fd, rc;
+
+	(void)durable; /* an upload is durable once acknowledged: always upload */
+	if (s->read_only)
+		return -EROFS;
+	if (fstat(fd, &st) != 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && (fl & O_ACCMODE) == O_WRONLY) {
+		/* the FUSE layer may hold a write-only fd: reopen the same inode for reading */
+		char proc[64];
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		rfd = open(proc, O_RDONLY | O_CLOEXEC);
+		if (rfd < 0)
+			return S3_ERR(-errno, "cannot reopen staged file '%s' for reading", rel);
+	}
+	sk = staged_key(s, rel);
+	rc = sk ? sfs_s3_put_fd(s->c, sk, rfd, (uint64_t)st.st_size, NULL) : -ENOMEM;
+	free(sk);
+	if (rfd != fd)
+		close(rfd);
+	return rc;
+}
+
+static int s3_staged_unlink(struct sfs_backend *b, const char *rel, int is_dir)
+{
+	struct s3_backend *s = S3(b);
+	char *sk = staged_key(s, rel);
+	struct objlist l;
+	int rc;
+
+	if (!sk)
+		return -ENOMEM;
+	if (!is_dir) {
+		rc = sfs_s3_delete(s->c, sk); /* absent (never synced) is fine */
+	} else {
+		rc = list_tree(s, sk, &l);
+		if (!rc) {
+			rc = delete_objlist(s, &l);
+			objlist_release(&l);
+		}
+	}
+	free(sk);
+	return rc;
+}
+
+/* Copy job: src[i] -> dst_prefix + (src[i] minus src_prefix), in parallel. */
+struct copy_job {
+	struct s3_backend *s;
+	struct objlist *src;
+	size_t src_plen;
+	const char *dst_prefix;
+	unsigned char *done; /* done[i] = 1 when copied */
+};
+
+static int copy_one(void *ctx, size_t i)
+{
+	struct copy_job *j = ctx;
+	const char *from = j->src->v[i].key;
+	char *to = join(j->dst_prefix, from + j->src_plen, NULL);
+	int rc;
+
+	if (!to)
+		return -ENOMEM;
+	rc = sfs_s3_copy(j->s->c, from, to, j->src->v[i].size);
+	if (!rc)
+		j->done[i] = 1;
+	free(to);
+	return rc;
+}
+
+/*
+ * Gather what lives at full key `from`: the object itself (is_dir = 0) or
+ * every object under "from/" (is_dir = 1).  -ENOENT when neither exists.
+ */
+static int gather(struct s3_backend *s, const char *from, struct objlist *l, int *is_dir)
+{
+	struct sfs_s3_objinfo info;
+	int rc = sfs_s3_head(s->c, from, &info);
+
+	memset(l, 0, sizeof(*l));
+	if (rc == 0) {
+		*is_dir = 0;
+		return collect_cb(l, from, 0, &info);
+	}
+	if (rc != -ENOENT)
+		return rc;
+	rc = list_tree(s, from, l);
+	if (rc)
+		return rc;
+	if (l->n == 0)
+		return -ENOENT;
+	*is_dir = 1;
+	return 0;
+}
+
+/*
+ * Copy the gathered objects of `from` to `to` (both full keys) in parallel.
+ * On failure the copies already made are deleted again.
+ */
+static int copy_all(struct s3_backend *s, struct objlist *l, const char *from, const char *to,
+		    int is_dir)
+{
+	struct copy_job j = {s, l, strlen(from), to, NULL};
+	char *dst_prefix = NULL;
+	int rc;
+
+	if (is_dir) {
+		dst_prefix = join(to, NULL, NULL);
+		j.src_plen = strlen(from); /* keeps the "/rel" part */
+		j.dst_prefix = dst_prefix;
+		if (!dst_prefix)
+			return -ENOMEM;
+	}
+	j.done = calloc(l->n ? l->n : 1, 1);
+	if (!j.done) {
+		free(dst_prefix);
+		return -ENOMEM;
+	}
+	rc = sfs_s3_parallel(s->c, l->n, copy_one, &j);
+	if (rc) {
+		/* leave nothing half-written behind */
+		struct objlist undo = {0};
+		for (size_t i = 0; i < l->n; i++) {
+			if (!j.done[i])
+				continue;
+			if (collect_cb(&undo, "", 0, NULL) == 0) {
+				free(undo.v[undo.n - 1].key);
+				undo.v[undo.n - 1].key =
+					join(j.dst_prefix, l->v[i].key + j.src_plen, NULL);
+				if (!undo.v[undo.n - 1].key)
+					undo.n--;
+			}
+		}
+		if (delete_objlist(s, &undo))
+			sfs_log(LOG_ERR, "s3: cannot remove partial copy under '%s'", to);
+		objlist_release(&undo);
+	}
+	free(j.done);
+	free(dst_prefix);
+	return rc;
+}
+
+static int s3_staged_rename(struct sfs_backend *b, const char *from, const char *to)
+{
+	struct s3_backend *s = S3(b);
+	char *fk = staged_key(s, from), *tk = staged_key(s, to);
+	struct objlist l;
+	int is_dir = 0, rc;
+
+	if (!fk || !tk) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = gather(s, fk, &l, &is_dir);
+	if (rc == -ENOENT) { /* never uploaded: nothing to move */
+		rc = 0;
+		goto out;
+	}
+	if (rc)
+		goto out;
+	rc = copy_all(s, &l, fk, tk, is_dir);
+	if (!rc)
+		rc = delete_objlist(s, &l);
+	objlist_release(&l);
+out:
+	free(fk);
+	free(tk);
+	return rc;
+}
+
+/* Remove rel (file or tree) from the local staging mirror. */
+static void unlink_local(struct s3_backend *s, const char *rel)
+{
+	char *path = join(s->staging_dir, "/", rel);
+	struct stat st;
+
+	if (!path)
+		return;
+	if (lstat(path, &st) == 0) {
+		if (S_ISDIR(st.st_mode)) {
+			/* depth-first removal without following symlinks */
+			DIR *d = opendir(path);
+			struct dirent *e;
+			while (d && (e = readdir(d)) != NULL) {
+				if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+					continue;
+				char *sub = join(rel, "/", e->d_name);
+				if (sub)
+					unlink_local(s, sub);
+				free(sub);
+			}
+			if (d)
+				closedir(d);
+			rmdir(path);
+		} else {
+			unlink(path);
+		}
+	}
+	free(path);
+}
+
+static int s3_promote(struct sfs_backend *b, const char *staged_rel, const char *key, int flags)
+{
+	struct s3_backend *s = S3(b);
+	char *from = staged_key(s, staged_rel), *to = full_key(s, key);
+	struct objlist l = {0};
+	int is_dir = 0, rc;
+
+	if (s->read_only)
+		return -EROFS;
+	if (!from || !to) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = gather(s, from, &l, &is_dir);
+	if (rc)
+		goto out;
+	if (flags & SFS_NOREPLACE) {
+		rc = sfs_s3_head(s->c, to, NULL);
+		if (rc == 0) {
+			rc = -EEXIST;
+			goto out;
+		}
+		if (rc != -ENOENT)
+			goto out;
+		rc = prefix_exists(s, to);
+		if (rc) {
+			rc = rc > 0 ? -EEXIST : rc;
+			goto out;
+		}
+	}
+	rc = copy_all(s, &l, from, to, is_dir);
+	if (rc)
+		goto out;
+	/* the canonical object is complete: a leftover staged object is only garbage */
+	if (delete_objlist(s, &l))
+		sfs_log(LOG_WARNING, "s3: promoted '%s' but could not delete its staged objects",
+			staged_rel);
+	unlink_local(s, staged_rel);
+	rc = 0;
+out:
+	objlist_release(&l);
+	free(from);
+	free(to);
+	return rc;
+}
+
+static int s3_remove(struct sfs_backend *b, const char *key)
+{
+	struct s3_backend *s = S3(b);
+	char *fk = full_key(s, key);
+	struct objlist l = {0};
+	int rc, found = 0;
+
+	if (s->read_only)
+		return -EROFS;
+	if (!fk)
+		return -ENOMEM;
+	rc = sfs_s3_head(s->c, fk, NULL);
+	if (rc == 0) {
+		found = 1;
+		rc = sfs_s3_delete(s->c, fk);
+	} else if (rc == -ENOENT) {
+		rc = 0;
+	}
+	if (!rc && key[0]) {
+		rc = list_tree(s, fk, &l);
+		if (!rc && l.n) {
+			found = 1;
+			rc = delete_objlist(s, &l);
+		}
+	}
+	if (!rc && !found)
+		rc = -ENOENT;
+	objlist_release(&l);
+	free(fk);
+	return rc;
+}
+
+static int s3_sync(struct sfs_backend *b)
+{
+	(void)b; /* PUTs are durable when acknowledged */
+	return 0;
+}
+
+static void s3_destroy(struct sfs_backend *b)
+{
+	struct s3_backend *s = S3(b);
+
+	if (!s)
+		return;
+	sfs_s3_client_free(s->c);
+	free(s->prefix);
+	free(s->staging_dir);
+	free(s);
+}
+
+static const struct sfs_backend_ops s3_ops = {
+	.name = "s3",
+	.staging_dir = s3_staging_dir,
+	.staged_sync = s3_staged_sync,
+	.staged_unlink = s3_staged_unlink,
+	.staged_rename = s3_staged_rename,
+	.stat = s3_stat,
+	.list = s3_list,
+	.open = s3_open,
+	.pread = s3_pread,
+	.close = s3_close,
+	.put_bytes = s3_put_bytes,
+	.get_bytes = s3_get_bytes,
+	.promote = s3_promote,
+	.remove = s3_remove,
+	.sync = s3_sync,
+	.destroy = s3_destroy,
+};
+
+/* "<cache_dir>/<16 hex of md5("s3:<endpoint>/<bucket>/<location>")>/_staging" */
+static char *staging_path(const struct sfs_config *cfg, const char *endpoint, const char *loc)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	struct sfs_buf id, p;
+
+	sfs_buf_init(&id, 0);
+	sfs_buf_addf(&id, "s3:%s/%s/%s", endpoint, cfg->bucket, loc);
+	if (sfs_buf_err(&id)) {
+		sfs_buf_release(&id);
+		return NULL;
+	}
+	EVP_Digest(id.data, id.len, md, &len, EVP_md5(), NULL);
+	sfs_buf_release(&id);
+	sfs_sigv4_hex(md, len, hex);
+	sfs_buf_init(&p, 0);
+	sfs_buf_addf(&p, "%s/%.16s/_staging", cfg->cache_dir, hex);
+	if (sfs_buf_err(&p)) {
+		sfs_buf_release(&p);
+		return NULL;
+	}
+	return sfs_buf_detach(&p);
+}
+
+/* Create or check the format marker; find out whether If-None-Match works. */
+static int check_format(struct s3_backend *s)
+{
+	char *fk = full_key(s, FORMAT_KEY);
+	void *buf = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (!fk)
+		return -ENOMEM;
+	rc = sfs_s3_get(s->c, fk, &buf, &n, 4096);
+	if (rc == -ENOENT && !s->read_only) {
+		rc = sfs_s3_put(s->c, fk, FORMAT_CONTENT, strlen(FORMAT_CONTENT),
+				SFS_S3_IF_NONE_MATCH);
+		if (rc == -EEXIST || rc == -ENOSYS) /* raced with another host / no conditionals */
+			rc = rc == -EEXIST ? 0
+					   : sfs_s3_put(s->c, fk, FORMAT_CONTENT,
+							strlen(FORMAT_CONTENT), 0);
+		if (rc == 0)
+			sfs_log(LOG_INFO, "s3: new store at '%s': created '%s'",
+				sfs_s3_client_endpoint(s->c), fk);
+	} else if (rc == -ENOENT) {
+		sfs_log(LOG_WARNING, "s3: no '%s' in bucket (read-only mount)", fk);
+		rc = 0;
+	} else if (rc == 0) {
+		if (n < strlen(FORMAT_CONTENT) - 1 || memcmp(buf, "stagefs 1", 9) != 0 ||
+		    (n > 9 && ((char *)buf)[9] != '\n'))
+			rc = S3_ERR(-EINVAL, "s3: '%s' is not a stagefs 1 store marker", fk);
+	}
+	free(buf);
+	if (rc || s->read_only)
+		goto out;
+	/*
+	 * Does the server honour If-None-Match: * on PUT?  Re-create the marker
+	 * (same bytes) conditionally: 412 = yes; 2xx = ignored; 501 = no.
+	 */
+	rc = sfs_s3_put(s->c, fk, FORMAT_CONTENT, strlen(FORMAT_CONTENT), SFS_S3_IF_NONE_MATCH);
+	s->cond_put = rc == -EEXIST;
+	if (!s->cond_put)
+		sfs_log(LOG_INFO, "s3: '%s' ignores If-None-Match; no-replace uses HEAD then PUT",
+			sfs_s3_client_endpoint(s->c));
+	rc = 0;
+out:
+	free(fk);
+	return rc;
+}
+
+int sfs_backend_s3_open(const struct sfs_config *cfg, struct sfs_backend **out)
+{
+	struct sfs_s3_opts o;
+	struct s3_backend *s = NULL;
+	char reason[256];
+	long status = 0;
+	const char *loc;
+	int rc;
+
+	if (!cfg || !cfg->bucket || !*cfg->bucket)
+		return S3_ERR(-EINVAL, "s3: no bucket configured");
+	if (!cfg->cache_dir || !*cfg->cache_dir)
+		return S3_ERR(-EINVAL, "s3: no cache_dir configured");
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->base.ops = &s3_ops;
+	s->read_only = cfg->read_only;
+
+	/* location without leading/trailing '/' */
+	loc = cfg->location ? cfg->location : "";
+	while (*loc == '/')
+		loc++;
+	size_t ll = strlen(loc);
+	while (ll && loc[ll - 1] == '/')
+		ll--;
+	s->prefix = malloc(ll + 2);
+	if (!s->prefix) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	memcpy(s->prefix, loc, ll);
+	if (ll)
+		s->prefix[ll++] = '/';
+	s->prefix[ll] = '\0';
+
+	memset(&o, 0, sizeof(o));
+	o.endpoint = cfg->endpoint;
+	o.bucket = cfg->bucket;
+	o.region = cfg->region;
+	o.path_style = cfg->path_style;
+	o.access_key = cfg->access_key;
+	o.secret_key = cfg->secret_key;
+	o.session_token = cfg->session_token;
+	o.part_size = env_u64("SFS_S3_PART_SIZE", 0);
+	o.multipart_threshold = env_u64("SFS_S3_MULTIPART_THRESHOLD", 0);
+	o.copy_threshold = env_u64("SFS_S3_COPY_THRESHOLD", 0);
+	o.max_attempts = (int)env_u64("SFS_S3_MAX_ATTEMPTS", 0);
+	o.backoff_ms = (int)env_u64("SFS_S3_BACKOFF_MS", 0);
+	rc = sfs_s3_client_new(&o, &s->c);
+	if (rc)
+		goto fail;
+
+	rc = sfs_s3_head_bucket(s->c, 2, &status, reason, sizeof(reason));
+	if (rc) {
+		const char *ep = sfs_s3_client_endpoint(s->c);
+		if (status == 0)
+			rc = S3_ERR(-EIO, "cannot reach '%s': %s", ep, reason);
+		else if (rc == -EACCES)
+			rc = S3_ERR(-EACCES, "access denied to bucket '%s' at '%s'", cfg->bucket,
+				    ep);
+		else if (rc == -ENOENT)
+			rc = S3_ERR(-ENOENT, "no bucket '%s' at '%s'", cfg->bucket, ep);
+		else
+			rc = S3_ERR(rc, "cannot use bucket '%s' at '%s': %s", cfg->bucket, ep,
+				    reason);
+		goto fail;
+	}
+	s->staging_dir = staging_path(cfg, sfs_s3_client_endpoint(s->c), s->prefix);
+	if (!s->staging_dir) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = check_format(s);
+	if (rc)
+		goto fail;
+	*out = &s->base;
+	return 0;
+fail:
+	s3_destroy(&s->base);
+	return rc;
+}

@@ -1,0 +1,328 @@
+/* tests/unit/test_index.c - the SQLite index: migrations, commit intents, receipts, metadata. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "common/log.h"
+#include "index/index.h"
+
+struct fx {
+	char dir[64];
+	char path[128];
+	struct sfs_index *ix;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/sfs-index-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/sub/dir/index.db", f->dir);
+	if (sfs_index_open(f->path, &f->ix) != 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	sfs_index_close(f->ix);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	free(f);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct sfs_job make_job(const char *staging, const char *canonical, const char *addressing,
+			       const char *meta)
+{
+	struct sfs_job j = {0};
+
+	j.staging = strdup(staging);
+	j.canonical = strdup(canonical);
+	j.addressing = strdup(addressing);
+	j.metadata = strdup(meta);
+	j.receipt_dir = strdup("lab/Session");
+	j.receipt_name = strdup("a.h5.json");
+	return j;
+}
+
+static int count_jobs_cb(void *arg, struct sfs_job *j)
+{
+	(*(int *)arg)++;
+	assert_non_null(j->staging);
+	return 0;
+}
+
+static void test_open_creates_and_migrates(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	assert_int_equal(access(f->path, F_OK), 0);
+	assert_int_equal(sfs_index_check(f->ix), 0);
+	/* reopen: the version is kept and nothing re-runs */
+	sfs_index_close(f->ix);
+	assert_int_equal(sfs_index_open(f->path, &f->ix), 0);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), SFS_INDEX_VERSION);
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_index *ix = NULL;
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=999", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	int lvl = sfs_log_level;
+	sfs_log_level = -1;
+	assert_int_equal(sfs_index_open(f->path, &ix), -EPROTO);
+	sfs_log_level = lvl;
+	assert_null(ix);
+}
+
+static void test_metadata_schema_file(void **state)
+{
+	struct fx *f = *state;
+	char *m = NULL;
+	struct sfs_meta_in in = {
+		.path = "_schema/lab/Session/subject_id=1/raw_abcdEFGH.h5",
+		.store = "main",
+		.ext = ".h5",
+		.staging = "staging/lab/Session/a.h5",
+		.md5 = "5d41402abc4b2a76b9719d911017c592",
+		.size = 5,
+		.timestamp = "2026-11-25T14:56:49.123456+00:00",
+	};
+
+	assert_int_equal(sfs_index_build_metadata(f->ix, &in, &m), 0);
+	assert_string_equal(
+		m, "{\"path\":\"_schema/lab/Session/subject_id=1/raw_abcdEFGH.h5\","
+		   "\"store\":\"main\",\"size\":5,\"ext\":\".h5\",\"is_dir\":false,"
+		   "\"item_count\":null,\"timestamp\":\"2026-11-25T14:56:49.123456+00:00\","
+		   "\"addressing\":\"schema\",\"staging\":\"staging/lab/Session/a.h5\","
+		   "\"md5\":\"5d41402abc4b2a76b9719d911017c592\"}");
+	free(m);
+}
+
+static void test_metadata_schema_dir_and_hash(void **state)
+{
+	struct fx *f = *state;
+	char *m = NULL;
+	struct sfs_meta_in d = {
+		.path = "_schema/lab/T/id=1/frames_x.zarr",
+		.store = "s",
+		.ext = NULL,
+		.staging = "staging/lab/T/f.zarr",
+		.checksum = "abc-2--10",
+		.size = 10,
+		.is_dir = 1,
+		.item_count = 2,
+		.timestamp = "t",
+	};
+	assert_int_equal(sfs_index_build_metadata(f->ix, &d, &m), 0);
+	assert_string_equal(m, "{\"path\":\"_schema/lab/T/id=1/frames_x.zarr\",\"store\":\"s\","
+			       "\"size\":10,\"ext\":null,\"is_dir\":true,\"item_count\":2,"
+			       "\"timestamp\":\"t\",\"addressing\":\"schema\","
+			       "\"staging\":\"staging/lab/T/f.zarr\",\"checksum\":\"abc-2--10\"}");
+	free(m);
+	struct sfs_meta_in h = {
+		.hash_addressing = 1,
+		.path = "_hash/lab/lvauakv4jmvhnolrtwiraf6fsi",
+		.store = "s",
+		.schema = "lab",
+		.hash = "lvauakv4jmvhnolrtwiraf6fsi",
+		.staging = "staging/lab/T/a",
+		.md5 = "5d41402abc4b2a76b9719d911017c592",
+		.size = 5,
+	};
+	assert_int_equal(sfs_index_build_metadata(f->ix, &h, &m), 0);
+	assert_string_equal(m,
+			    "{\"hash\":\"lvauakv4jmvhnolrtwiraf6fsi\","
+			    "\"path\":\"_hash/lab/lvauakv4jmvhnolrtwiraf6fsi\",\"schema\":\"lab\","
+			    "\"store\":\"s\",\"size\":5,\"addressing\":\"hash\","
+			    "\"staging\":\"staging/lab/T/a\","
+			    "\"md5\":\"5d41402abc4b2a76b9719d911017c592\",\"dedup\":false}");
+	free(m);
+}
+
+static void test_job_finish_records_object_and_receipt(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_job j = make_job("lab/Session/a.h5", "_hash/lab/x", "hash",
+				    "{\"hash\":\"x\",\"size\":5,\"dedup\":false}");
+	char *json = NULL;
+	int64_t n = -1;
+	int jobs = 0;
+
+	assert_int_equal(sfs_index_job_begin(f->ix, &j), 0);
+	assert_true(j.id > 0);
+	assert_int_equal(sfs_index_jobs(f->ix, count_jobs_cb, &jobs), 0);
+	assert_int_equal(jobs, 1);
+	assert_int_equal(sfs_index_receipt_any(f->ix, "lab/Session"), 0);
+	assert_int_equal(sfs_index_job_finish(f->ix, &j, 0), 0);
+	/* idempotent: finishing again changes nothing */
+	assert_int_equal(sfs_index_job_finish(f->ix, &j, 0), 0);
+	jobs = 0;
+	assert_int_equal(sfs_index_jobs(f->ix, count_jobs_cb, &jobs), 0);
+	assert_int_equal(jobs, 0);
+	assert_int_equal(sfs_index_object_count(f->ix, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(sfs_index_object_metadata(f->ix, "_hash/lab/x", &json), 0);
+	assert_string_equal(json, "{\"hash\":\"x\",\"size\":5,\"dedup\":false}");
+	free(json);
+	assert_int_equal(sfs_index_receipt_any(f->ix, "lab/Session"), 1);
+	assert_int_equal(sfs_index_receipt_get(f->ix, "lab/Session", "a.h5.json", &json), 0);
+	assert_string_equal(json, "{\"hash\":\"x\",\"size\":5,\"dedup\":false}");
+	free(json);
+	sfs_job_release(&j);
+}
+
+static void test_dedup_keeps_first_object(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_job a =
+		make_job("lab/S/a", "_hash/lab/x", "hash", "{\"staging\":\"a\",\"dedup\":false}");
+	struct sfs_job b =
+		make_job("lab/S/b", "_hash/lab/x", "hash", "{\"staging\":\"b\",\"dedup\":false}");
+	char *json = NULL;
+	int64_t n = 0;
+
+	free(b.receipt_name);
+	b.receipt_name = strdup("b.json");
+	assert_int_equal(sfs_index_job_begin(f->ix, &a), 0);
+	assert_int_equal(sfs_index_job_finish(f->ix, &a, 0), 0);
+	assert_int_equal(sfs_index_job_begin(f->ix, &b), 0);
+	assert_int_equal(sfs_index_job_finish(f->ix, &b, 1), 0);
+	assert_int_equal(sfs_index_object_count(f->ix, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(sfs_index_object_metadata(f->ix, "_hash/lab/x", &json), 0);
+	assert_string_equal(json, "{\"staging\":\"a\",\"dedup\":false}");
+	free(json);
+	assert_int_equal(sfs_index_receipt_get(f->ix, "lab/Session", "b.json", &json), 0);
+	assert_string_equal(json, "{\"staging\":\"b\",\"dedup\":true}");
+	free(json);
+	sfs_job_release(&a);
+	sfs_job_release(&b);
+}
+
+static void test_abort_and_retarget(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_job j = make_job("lab/S/a", "_schema/a_tok1", "schema", "{\"path\":\"1\"}");
+	char *json = NULL;
+	int jobs = 0;
+
+	assert_int_equal(sfs_index_job_begin(f->ix, &j), 0);
+	assert_int_equal(sfs_index_job_retarget(f->ix, &j, "_schema/a_tok2", "{\"path\":\"2\"}"),
+			 0);
+	assert_string_equal(j.canonical, "_schema/a_tok2");
+	assert_int_equal(sfs_index_job_finish(f->ix, &j, 0), 0);
+	assert_int_equal(sfs_index_object_metadata(f->ix, "_schema/a_tok2", &json), 0);
+	assert_string_equal(json, "{\"path\":\"2\"}");
+	free(json);
+	assert_int_equal(sfs_index_object_metadata(f->ix, "_schema/a_tok1", &json), -ENOENT);
+	sfs_job_release(&j);
+
+	j = make_job("lab/S/b", "_schema/b", "schema", "{}");
+	assert_int_equal(sfs_index_job_begin(f->ix, &j), 0);
+	assert_int_equal(sfs_index_job_abort(f->ix, j.id), 0);
+	assert_int_equal(sfs_index_jobs(f->ix, count_jobs_cb, &jobs), 0);
+	assert_int_equal(jobs, 0);
+	sfs_job_release(&j);
+}
+
+static int list_cb(void *arg, const char *name, int64_t size)
+{
+	char *acc = arg;
+
+	strncat(acc, name, 200 - strlen(acc) - 1);
+	strncat(acc, ";", 200 - strlen(acc) - 1);
+	assert_true(size > 0);
+	return 0;
+}
+
+static void test_receipts_list_delete(void **state)
+{
+	struct fx *f = *state;
+	const char *names[] = {"b.json", "a.json", "c.json"};
+	char acc[200] = "";
+
+	for (int i = 0; i < 3; i++) {
+		struct sfs_job j = make_job("lab/S/x", names[i], "schema", "{\"k\":1}");
+		free(j.receipt_name);
+		j.receipt_name = strdup(names[i]);
+		assert_int_equal(sfs_index_job_begin(f->ix, &j), 0);
+		assert_int_equal(sfs_index_job_finish(f->ix, &j, 0), 0);
+		sfs_job_release(&j);
+	}
+	assert_int_equal(sfs_index_receipt_list(f->ix, "lab/Session", list_cb, acc), 0);
+	assert_string_equal(acc, "a.json;b.json;c.json;");
+	assert_int_equal(sfs_index_receipt_delete(f->ix, "lab/Session", "b.json"), 0);
+	assert_int_equal(sfs_index_receipt_delete(f->ix, "lab/Session", "b.json"), -ENOENT);
+	acc[0] = '\0';
+	assert_int_equal(sfs_index_receipt_list(f->ix, "lab/Session", list_cb, acc), 0);
+	assert_string_equal(acc, "a.json;c.json;");
+	assert_int_equal(sfs_index_receipt_any(f->ix, "lab/Other"), 0);
+}
+
+static void test_commit_value_build(void **state)
+{
+	char *v = NULL;
+	char *keys[] = {"subject_id=1", "session=a", "rate=1.5",
+			"ok=true",	"code=007",  "raw:=\"12\""};
+	char *bad[] = {"novalue"};
+
+	(void)state;
+	assert_int_equal(sfs_commit_value_build("raw", keys, 6, ".h5", &v), 0);
+	assert_string_equal(
+		v, "{\"field\":\"raw\",\"key\":{\"subject_id\":1,\"session\":\"a\","
+		   "\"rate\":1.5,\"ok\":true,\"code\":\"007\",\"raw\":\"12\"},\"ext\":\".h5\"}");
+	free(v);
+	assert_int_equal(sfs_commit_value_build("raw", keys, 1, NULL, &v), 0);
+	assert_string_equal(v, "{\"field\":\"raw\",\"key\":{\"subject_id\":1}}");
+	free(v);
+	assert_int_equal(sfs_commit_value_build("raw", bad, 1, NULL, &v), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_open_creates_and_migrates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metadata_schema_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metadata_schema_dir_and_hash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_finish_records_object_and_receipt, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_dedup_keeps_first_object, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_and_retarget, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_receipts_list_delete, setup, teardown),
+		cmocka_unit_test(test_commit_value_build),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
