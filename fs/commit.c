@@ -31,8 +31,10 @@
 
 #include "common/log.h"
 
-#define XATTR_HINT	"user.stagefs.md5"
-#define MAX_TOKEN_TRIES 8
+#define XATTR_HINT	    "user.stagefs.md5"
+#define MAX_TOKEN_TRIES	    8
+#define RELEASE_GRACE_TRIES 50 /* x RELEASE_GRACE_US: how long a just-closed writer may take */
+#define RELEASE_GRACE_US    10000
 
 struct centry {
 	char *rel; /* path inside the entry ("" for a single file) */
@@ -573,7 +575,16 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_
 	}
 	if (rc)
 		goto out;
-	rc = mark_tree(fs, in, &c->w, 1, who, sizeof(who));
+	/*
+	 * FUSE_RELEASE is asynchronous: a close() that has returned may not have
+	 * reached us yet.  Give such a just-closed handle a moment before EBUSY.
+	 */
+	for (int tries = 0;; tries++) {
+		rc = mark_tree(fs, in, &c->w, 1, who, sizeof(who));
+		if (rc != -EBUSY || tries >= RELEASE_GRACE_TRIES)
+			break;
+		usleep(RELEASE_GRACE_US);
+	}
 	if (rc) {
 		snprintf(c->reason, sizeof(c->reason), "%s is open for writing", who);
 		goto out;

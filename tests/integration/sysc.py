@@ -63,6 +63,8 @@ def run(op, a):
         os.mknod(a[0], kind | 0o644, os.makedev(1, 3) if a[1] == "chr" else 0)
     elif op == "setxattr":
         os.setxattr(a[0], a[1], a[2].encode())
+    elif op == "lsetxattr":     # does not follow a symlink
+        os.setxattr(a[0], a[1], a[2].encode(), follow_symlinks=False)
     elif op == "getxattr":
         return os.getxattr(a[0], a[1]).decode("utf-8", "replace")
     elif op == "listxattr":
