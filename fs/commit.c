@@ -42,6 +42,7 @@ struct centry {
 	ino_t ino;
 	uint64_t size;
 	int is_dir;
+	int shared; /* had other hard links when walked: gets its own copy */
 	char md5[33];
 };
 
@@ -96,7 +97,9 @@ static int unshare_file(int dirfd, const char *name, const struct stat *st)
 	char tmp[64];
 	int in = -1, out = -1, rc = 0;
 
-	snprintf(tmp, sizeof(tmp), ".stagefs-unshare.%ld", (long)getpid());
+	static unsigned counter;
+	snprintf(tmp, sizeof(tmp), ".stagefs-unshare.%ld.%u", (long)getpid(),
+		 __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
 	in = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (in < 0)
 		return -errno;
@@ -156,13 +159,9 @@ static int walk_tree(struct walk *w, int dirfd, const char *prefix, int depth)
 		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			rc = -errno;
 		} else if (S_ISREG(st.st_mode)) {
-			if (st.st_nlink > 1) {
-				rc = unshare_file(fd, de->d_name, &st);
-				if (!rc && fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-					rc = -errno;
-			}
-			if (!rc)
-				rc = walk_add(w, rel, &st);
+			rc = walk_add(w, rel, &st);
+			if (!rc && st.st_nlink > 1)
+				w->v[w->n - 1].shared = 1;
 		} else if (S_ISDIR(st.st_mode)) {
 			if (depth > 256) {
 				rc = -ELOOP;
@@ -208,8 +207,8 @@ static int digest_from_writes(struct sfs_fs *fs, struct sfs_inode *entry, struct
 }
 
 /* MD5 of the staged file at dirfd/rel: from the write-time digest when it still holds. */
-static int digest_file(struct sfs_fs *fs, struct sfs_inode *in, int rootfd, struct centry *e,
-		       uint64_t *done, uint64_t total)
+static int digest_file(struct sfs_fs *fs, struct sfs_inode *in, int efd, int rootfd,
+		       struct centry *e, uint64_t *done, uint64_t total)
 {
 	char hint[80];
 	int fd;
@@ -218,7 +217,7 @@ static int digest_file(struct sfs_fs *fs, struct sfs_inode *in, int rootfd, stru
 		fd = openat(rootfd, e->rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	} else {
 		/* the entry itself is the file: reopen its O_PATH fd for reading */
-		snprintf(hint, sizeof(hint), "/proc/self/fd/%d", in->fd);
+		snprintf(hint, sizeof(hint), "/proc/self/fd/%d", efd);
 		fd = open(hint, O_RDONLY | O_CLOEXEC);
 	}
 	struct stat st;
@@ -230,7 +229,7 @@ static int digest_file(struct sfs_fs *fs, struct sfs_inode *in, int rootfd, stru
 		rc = -errno;
 		goto out;
 	}
-	if ((uint64_t)st.st_size == e->size && digest_from_writes(fs, in, e) == 0) {
+	if (!e->shared && (uint64_t)st.st_size == e->size && digest_from_writes(fs, in, e) == 0) {
 		*done += e->size;
 		goto out;
 	}
@@ -323,12 +322,14 @@ static void mark_gone(struct sfs_fs *fs, struct sfs_inode *entry, struct walk *w
 		if (in && in != entry) {
 			in->stale = 1;
 			in->committing = 0;
-			sfs_fs_table_remove_locked(fs, in);
+			sfs_fs_table_retire_locked(fs, in);
 		}
 	}
-	entry->stale = 1;
-	entry->committing = 0;
-	sfs_fs_table_remove_locked(fs, entry);
+	if (entry) {
+		entry->stale = 1;
+		entry->committing = 0;
+		sfs_fs_table_retire_locked(fs, entry);
+	}
 	pthread_mutex_unlock(&fs->lock);
 }
 
@@ -365,6 +366,7 @@ struct commit_ctx {
 	char *rel; /* staging rel path of the entry */
 	char *schema, *table, *name, *parent_rel;
 	struct walk w;
+	int efd; /* O_PATH fd of the entry when it was unshared, else -1 */
 	int is_dir;
 	char md5[33];
 	char hash[27];
@@ -391,6 +393,69 @@ static int split_rel(struct commit_ctx *c)
 	c->name = strdup(last + 1);
 	c->parent_rel = strndup(c->rel, (size_t)(last - c->rel));
 	return c->schema && c->table && c->name && c->parent_rel ? 0 : -ENOMEM;
+}
+
+/*
+ * A file of the entry with other hard links could be changed through them
+ * after it became canonical: after the entry is claimed, give each such file
+ * its own copy under the committed name.
+ */
+static int unshare_entries(struct commit_ctx *c, int rootfd)
+{
+	for (size_t i = 0; i < c->w.n; i++) {
+		struct centry *e = &c->w.v[i];
+		struct stat st;
+		const char *base;
+		int dfd, rc;
+
+		if (!e->shared)
+			continue;
+		if (!e->rel[0]) {
+			dfd = openat(c->fs->staging_fd, c->parent_rel,
+				     O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			base = c->name;
+		} else {
+			char *dir = strdup(e->rel), *slash = dir ? strrchr(dir, '/') : NULL;
+			if (!dir)
+				return -ENOMEM;
+			if (slash) {
+				*slash = '\0';
+				dfd = openat(rootfd, dir,
+					     O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				base = e->rel + (slash - dir) + 1;
+			} else {
+				dfd = openat(rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+				base = e->rel;
+			}
+			free(dir);
+		}
+		if (dfd < 0)
+			return -errno;
+		rc = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+		if (!rc)
+			rc = unshare_file(dfd, base, &st);
+		if (!rc && fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			rc = -errno;
+		if (!rc) {
+			/* the old inode keeps its other names and is not being committed */
+			pthread_mutex_lock(&c->fs->lock);
+			struct sfs_inode *old = sfs_fs_find_staging_locked(c->fs, e->dev, e->ino);
+			if (old && old != c->in)
+				old->committing = 0;
+			pthread_mutex_unlock(&c->fs->lock);
+			e->dev = st.st_dev;
+			e->ino = st.st_ino;
+			if (!e->rel[0]) {
+				c->efd = openat(dfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+				if (c->efd < 0)
+					rc = -errno;
+			}
+		}
+		close(dfd);
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 static int build_key(struct commit_ctx *c)
@@ -515,6 +580,7 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_
 		return -ENOMEM;
 	c->fs = fs;
 	c->in = in;
+	c->efd = -1;
 	if (in->stale) {
 		rc = -ENOENT;
 		goto out;
@@ -555,20 +621,12 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_
 			snprintf(c->reason, sizeof(c->reason), "%s", c->w.reason);
 	} else {
 		if (st.st_nlink > 1) {
-			int pfd = -1;
-			struct stat pst;
-			/* the committed name gets its own copy (see unshare) */
-			if (fstatat(fs->staging_fd, c->parent_rel, &pst, AT_SYMLINK_NOFOLLOW) == 0)
-				pfd = openat(fs->staging_fd, c->parent_rel,
-					     O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			rc = pfd < 0 ? -errno : unshare_file(pfd, c->name, &st);
-			if (pfd >= 0)
-				close(pfd);
-			if (!rc) {
-				snprintf(c->reason, sizeof(c->reason),
-					 "the entry had other names; retry");
-				rc = -EAGAIN; /* our O_PATH inode still names the old file */
-			}
+			/* setxattr names the inode, not the link the user used */
+			snprintf(c->reason, sizeof(c->reason),
+				 "the file has %lu hard links, so the name to commit is ambiguous; "
+				 "remove the other names or commit a copy",
+				 (unsigned long)st.st_nlink);
+			rc = -EMLINK;
 			goto out;
 		}
 		rc = walk_add(&c->w, "", &st);
@@ -590,12 +648,16 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_
 		goto out;
 	}
 	marked = 1;
+	rc = unshare_entries(c, rootfd);
+	if (rc)
+		goto out;
 	/* step 3: digests */
 	uint64_t done = 0;
 	sfs_inode_set_status(in, "committing 0/%llu", (unsigned long long)c->w.bytes);
 	for (size_t i = 0; !rc && i < c->w.n; i++)
 		if (!c->w.v[i].is_dir)
-			rc = digest_file(fs, in, rootfd, &c->w.v[i], &done, c->w.bytes);
+			rc = digest_file(fs, in, c->efd >= 0 ? c->efd : in->fd, rootfd, &c->w.v[i],
+					 &done, c->w.bytes);
 	if (rc)
 		goto out;
 	if (c->is_dir) {
@@ -647,7 +709,13 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_
 			strerror(-rc));
 		goto out;
 	}
-	mark_gone(fs, in, &c->w);
+	mark_gone(fs, c->efd >= 0 ? NULL : in, &c->w);
+	if (c->efd >= 0) {
+		/* `in` still names the file's other link, which stays staged */
+		pthread_mutex_lock(&fs->lock);
+		in->committing = 0;
+		pthread_mutex_unlock(&fs->lock);
+	}
 	marked = 0;
 	notify_parent(c);
 	sfs_log(LOG_INFO, "committed 'staging/%s' -> '%s'%s", c->rel, c->key,
@@ -666,6 +734,8 @@ out:
 	}
 	if (rootfd >= 0)
 		close(rootfd);
+	if (c->efd >= 0)
+		close(c->efd);
 	free(meta);
 	sfs_job_release(&job);
 	sfs_commit_spec_release(&c->spec);

@@ -101,6 +101,8 @@ int sfs_fs_staging_rel(struct sfs_fs *fs, struct sfs_inode *in, char **out)
 struct sfs_inode *sfs_fs_table_find_locked(struct sfs_fs *fs, const char *tkey);
 int sfs_fs_table_insert_locked(struct sfs_fs *fs, struct sfs_inode *in);
 void sfs_fs_table_remove_locked(struct sfs_fs *fs, struct sfs_inode *in);
+/* Keep a committed-away inode (until forget or unmount) where no lookup finds it. */
+void sfs_fs_table_retire_locked(struct sfs_fs *fs, struct sfs_inode *in);
 /* Find a staging inode by identity (no reference taken); caller holds fs->lock. */
 struct sfs_inode *sfs_fs_find_staging_locked(struct sfs_fs *fs, dev_t dev, ino_t ino);
 

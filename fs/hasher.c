@@ -279,17 +279,18 @@ static void run(struct sfs_hjob *j, int until_done)
 			invalidate_locked(j);
 		}
 	}
+	/*
+	 * Report under the lock while still valid: an invalidation (a writer
+	 * reopening the file) then either comes after the hint is stored and
+	 * removes it, or comes first and no stale hint is ever written.
+	 */
+	if (finish && j->valid && j->have_hex && done_cb)
+		done_cb(j->rfd, j->hex, j->final_size);
 	int more = j->valid && j->hashed < j->prefix;
 	j->active = 0;
 	pthread_cond_broadcast(&j->cond);
-	char hex[33];
-	uint64_t size = j->final_size;
-	memcpy(hex, j->hex, sizeof(hex));
-	int report = finish && j->have_hex;
 	pthread_mutex_unlock(&j->lock);
 	free(buf);
-	if (report && done_cb)
-		done_cb(j->rfd, hex, size);
 	if (more && !until_done)
 		enqueue(j);
 }

@@ -49,7 +49,11 @@ void sfs_hjob_closed(struct sfs_hjob *j, uint64_t size);
  */
 int sfs_hjob_result(struct sfs_hjob *j, char hex[33]) __attribute__((warn_unused_result));
 
-/* Optional: called once with the digest when a job completes (stores the hint). */
+/*
+ * Optional: called once with the digest when a job completes (stores the
+ * hint), with the job's lock held and only while the job is valid, so it must
+ * be quick and must not call back into the job.
+ */
 void sfs_hasher_set_done_cb(void (*cb)(int rfd, const char *hex, uint64_t size));
 
 #endif

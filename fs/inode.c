@@ -1,6 +1,7 @@
 /* fs/inode.c - the inode table, staging paths, status text and the invalidation thread. */
 #include "fs/fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -93,6 +95,20 @@ void sfs_fs_table_remove_locked(struct sfs_fs *fs, struct sfs_inode *in)
 	in->next = NULL;
 }
 
+void sfs_fs_table_retire_locked(struct sfs_fs *fs, struct sfs_inode *in)
+{
+	char k[40];
+
+	sfs_fs_table_remove_locked(fs, in);
+	snprintf(k, sizeof(k), "x:%p", (void *)in);
+	in->tkey = strdup(k);
+	/* on ENOMEM the inode leaks at unmount rather than being found again */
+	if (in->tkey && sfs_fs_table_insert_locked(fs, in) < 0) {
+		free(in->tkey);
+		in->tkey = NULL;
+	}
+}
+
 struct sfs_inode *sfs_fs_find_staging_locked(struct sfs_fs *fs, dev_t dev, ino_t ino)
 {
 	char k[64];
@@ -118,10 +134,61 @@ void sfs_inode_set_status(struct sfs_inode *in, const char *fmt, ...)
 	pthread_mutex_unlock(&in->hlock);
 }
 
+/*
+ * The fd's name was unlinked but the file lives on under another name (zarr 3
+ * writes a temp file, links it to its key and unlinks the temp): find that name
+ * in the same directory and point the fd at it.  dup3 swaps the descriptor
+ * atomically under threads using in->fd.  0, or -ENOENT when no name is found.
+ */
+static int renew_fd(struct sfs_inode *in, const char *deleted_path)
+{
+	char *dir = strdup(deleted_path), *slash;
+	int rc = -ENOENT;
+
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	int dfd = slash ? open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+	while (d && rc == -ENOENT && (de = readdir(d)) != NULL) {
+		struct stat st;
+		if (de->d_ino != in->ino ||
+		    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    st.st_dev != in->dev || st.st_ino != in->ino)
+			continue;
+		int nfd = openat(dfd, de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (nfd >= 0) {
+			rc = dup3(nfd, in->fd, O_CLOEXEC) < 0 ? -errno : 0;
+			close(nfd);
+		}
+	}
+	if (d)
+		closedir(d);
+	else if (dfd >= 0)
+		close(dfd);
+	free(dir);
+	return rc;
+}
+
+static int fd_path(struct sfs_inode *in, char *buf, size_t len)
+{
+	char proc[64];
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", in->fd);
+	ssize_t n = readlink(proc, buf, len - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return (int)n;
+}
+
 int sfs_fs_staging_rel(struct sfs_fs *fs, struct sfs_inode *in, char **out)
 {
-	char proc[64], buf[PATH_MAX + 1];
-	ssize_t n;
+	char buf[PATH_MAX + 1];
+	int n;
 
 	if (in->kind != SFS_IK_STAGING)
 		return -EINVAL;
@@ -129,13 +196,17 @@ int sfs_fs_staging_rel(struct sfs_fs *fs, struct sfs_inode *in, char **out)
 		*out = strdup("");
 		return *out ? 0 : -ENOMEM;
 	}
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", in->fd);
-	n = readlink(proc, buf, sizeof(buf) - 1);
+	n = fd_path(in, buf, sizeof(buf));
+	if (n > 10 && strcmp(buf + n - 10, " (deleted)") == 0) {
+		buf[n - 10] = '\0';
+		struct stat st;
+		if (fstatat(in->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ||
+		    st.st_nlink == 0 || renew_fd(in, buf) != 0)
+			return -ENOENT;
+		n = fd_path(in, buf, sizeof(buf));
+	}
 	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	if ((size_t)n > 10 && strcmp(buf + n - 10, " (deleted)") == 0)
-		return -ENOENT;
+		return n;
 	if (strncmp(buf, fs->staging_real, fs->staging_real_len) != 0 ||
 	    buf[fs->staging_real_len] != '/')
 		return -ENOENT; /* moved out of staging (committed) */

@@ -587,11 +587,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			rc = truncate(proc, attr->st_size);
 		if (rc < 0)
 			goto err;
-		(void)removexattr(proc, XATTR_HINT);
 		if (attr->st_size == 0)
 			hash_reset(in);
 		else
 			hash_invalidate(in);
+		(void)removexattr(proc, XATTR_HINT); /* after the job that could store it is gone */
 	}
 	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
 		struct timespec tv[2];
@@ -886,13 +886,14 @@ static int writer_enter(struct sfs_fs *fs, struct sfs_inode *in, int fd, int fla
 	pthread_mutex_unlock(&fs->lock);
 	if (first) {
 		struct stat st;
-		/* the stored digest no longer describes what will be written */
-		if (fremovexattr(fd, XATTR_HINT) < 0 && errno != ENODATA && errno != ENOTSUP)
-			sfs_log(LOG_DEBUG, "cannot drop md5 hint: %s", strerror(errno));
+		/* drop the old job first: from then on it cannot store a hint */
 		if ((flags & O_TRUNC) || (fstat(fd, &st) == 0 && st.st_size == 0))
 			hash_reset(in);
 		else
 			hash_invalidate(in); /* appending to bytes we did not see written */
+		/* the stored digest no longer describes what will be written */
+		if (fremovexattr(fd, XATTR_HINT) < 0 && errno != ENODATA && errno != ENOTSUP)
+			sfs_log(LOG_DEBUG, "cannot drop md5 hint: %s", strerror(errno));
 	}
 	return 0;
 }
