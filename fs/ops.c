@@ -1438,6 +1438,17 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- extended attributes ---- */
 
+/*
+ * Only the user namespace is supported (SPEC §3).  trusted.* and security.*
+ * written by a root daemon on behalf of any caller would be a privilege leak,
+ * and ACLs are not enforced by this mount.  EOPNOTSUPP (not ENODATA) also lets
+ * tools like ls cache "unsupported" per filesystem instead of asking per file.
+ */
+static int xattr_supported(const char *name)
+{
+	return strncmp(name, "user.", 5) == 0;
+}
+
 static void reply_xattr_value(fuse_req_t req, const char *val, size_t len, size_t size)
 {
 	if (size == 0)
@@ -1468,6 +1479,10 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	if (!xattr_supported(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) == 0) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -1491,6 +1506,10 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	struct sfs_inode *in = INODE(fs, ino);
 	char proc[64];
 
+	if (!xattr_supported(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	if (in->kind == SFS_IK_CANON && strcmp(name, XATTR_META) == 0) {
 		char *json = NULL;
 		int rc = sfs_index_object_metadata(fs->ix, in->key, &json);
@@ -1562,8 +1581,9 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	size_t olen = 0;
 	for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(raw + i) + 1) {
 		size_t l = strlen(raw + i) + 1;
-		if (strncmp(raw + i, XATTR_PREFIX, strlen(XATTR_PREFIX)) == 0)
-			continue; /* our own bookkeeping is not the user's */
+		if (strncmp(raw + i, XATTR_PREFIX, strlen(XATTR_PREFIX)) == 0 ||
+		    !xattr_supported(raw + i))
+			continue; /* our own bookkeeping and unsupported namespaces */
 		memcpy(out + olen, raw + i, l);
 		olen += l;
 	}
@@ -1583,6 +1603,10 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 	if (in->kind != SFS_IK_STAGING || fs->read_only) {
 		fuse_reply_err(req, fs->read_only || in->kind == SFS_IK_CANON ? EROFS : EPERM);
+		return;
+	}
+	if (!xattr_supported(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
 	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) == 0) {

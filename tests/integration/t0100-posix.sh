@@ -151,6 +151,16 @@ expect_errno removexattr "$D/x" user.color OK
 expect_errno getxattr "$D/x" user.color ENODATA
 expect_errno removexattr "$D/x" user.color ENODATA
 check_eq "listxattr empty after remove" "" "$(sysc listxattr "$D/x")"
+# only the user namespace: a root daemon must not write trusted.*/security.*
+# for any caller, and ACLs are not enforced here (EOPNOTSUPP = ENOTSUP on Linux;
+# ls caches it per filesystem)
+expect_errno setxattr "$D/x" trusted.evil x ENOTSUP
+expect_errno setxattr "$D/x" security.selinux x ENOTSUP
+expect_errno getxattr "$D/x" security.selinux ENOTSUP
+expect_errno getxattr "$D/x" system.posix_acl_access ENOTSUP
+expect_errno removexattr "$D/x" trusted.evil ENOTSUP
+check_eq "nothing reached the store's trusted namespace" "" \
+	"$(getfattr -m trusted. -d "$STORE/_staging/lab/sess/x" 2>/dev/null)"
 expect_errno setxattr "$D/cm" user.dirattr v OK
 check_eq "xattr on a directory" v "$(xget "$D/cm" user.dirattr)"
 check_eq "status of a staged file" staged "$(xget "$D/x" user.stagefs.status)"
