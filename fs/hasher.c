@@ -95,16 +95,27 @@ void sfs_hjob_put(struct sfs_hjob *j)
 	if (!last)
 		return;
 	sfs_md5_release(&j->md5);
-	close(j->rfd);
+	if (j->rfd >= 0)
+		close(j->rfd);
 	free(j->extra);
 	pthread_mutex_destroy(&j->lock);
 	pthread_cond_destroy(&j->cond);
 	free(j);
 }
 
+/* A job that can no longer read needs no descriptor: inodes are many, fds are not. */
+static void drop_fd_locked(struct sfs_hjob *j)
+{
+	if (j->rfd >= 0 && !j->active) {
+		close(j->rfd);
+		j->rfd = -1;
+	}
+}
+
 static void invalidate_locked(struct sfs_hjob *j)
 {
 	j->valid = 0;
+	drop_fd_locked(j);
 	pthread_cond_broadcast(&j->cond);
 }
 
@@ -288,6 +299,8 @@ static void run(struct sfs_hjob *j, int until_done)
 		done_cb(j->rfd, j->hex, j->final_size);
 	int more = j->valid && j->hashed < j->prefix;
 	j->active = 0;
+	if (!j->valid || j->have_hex)
+		drop_fd_locked(j);
 	pthread_cond_broadcast(&j->cond);
 	pthread_mutex_unlock(&j->lock);
 	free(buf);

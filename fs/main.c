@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -132,6 +133,18 @@ static int fuse_argv(struct fuse_args *fa, const struct mount_args *m, const str
 	return rc;
 }
 
+/* Every staging inode the kernel remembers holds an O_PATH fd: allow as many as we may. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			sfs_log(LOG_WARNING, "cannot raise the open file limit: %s", strerror(errno));
+	}
+}
+
 static int run_mount(int argc, char **argv)
 {
 	struct mount_args m = {0};
@@ -181,6 +194,7 @@ static int run_mount(int argc, char **argv)
 		fprintf(stderr, "stagefs: mountpoint '%s': %s\n", m.mountpoint, strerror(errno));
 		goto out;
 	}
+	raise_fd_limit();
 	rc = sfs_backend_open(&cfg, &be);
 	if (rc) {
 		char desc[512];
