@@ -51,6 +51,11 @@ struct sfs_inode {
 	struct sfs_hjob *hjob;	/* digest while written (NULL: unknown); protected by hlock */
 	char *status;		/* last commit error / progress; protected by hlock */
 	struct sfs_inode *next; /* hash chain, protected by fs->lock */
+	/* staging reclaim: where the kernel last looked it up; LRU; protected by fs->lock */
+	fuse_ino_t parent;
+	char *lname;
+	struct sfs_inode *lru_prev, *lru_next;
+	int opens; /* open handles of any kind (reclaim only idle files); protected by fs->lock */
 };
 
 struct sfs_fs {
@@ -69,6 +74,14 @@ struct sfs_fs {
 	struct sfs_inode *staging; /* pinned */
 	struct sfs_inode **table;  /* protected by lock */
 	size_t table_size, table_count;
+	/*
+	 * Every staging inode the kernel remembers holds an O_PATH fd.  Past
+	 * reclaim_high of them, the least recently used idle files are dropped
+	 * from the kernel's cache (inval_entry), whose FORGETs free them.
+	 */
+	struct sfs_inode lru; /* list head; protected by lock */
+	size_t nstaging;      /* protected by lock */
+	size_t reclaim_high, reclaim_low;
 	/* invalidations are sent from their own thread (never from a request handler) */
 	pthread_t notifier;
 	pthread_mutex_t nlock;
@@ -90,6 +103,12 @@ int sfs_fs_start_notifier(struct sfs_fs *fs);
 void sfs_fs_stop_notifier(struct sfs_fs *fs);
 /* Queue "forget name in parent" for the kernel's dentry cache. */
 void sfs_fs_notify_entry(struct sfs_fs *fs, fuse_ino_t parent, const char *name);
+/*
+ * Queue "drop child (name in parent) from your caches": the kernel unhashes
+ * the entry and evicts the inode on its last reference, so a FORGET follows.
+ * Only for files no process has open (reclaim of idle inodes).
+ */
+void sfs_fs_notify_drop(struct sfs_fs *fs, fuse_ino_t parent, fuse_ino_t child, const char *name);
 
 /*
  * Path of a staging inode relative to the staging dir ("lab/Session/x.h5"),

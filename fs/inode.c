@@ -16,6 +16,7 @@
 
 struct sfs_notify {
 	fuse_ino_t parent;
+	fuse_ino_t child; /* 0: inval_entry; else notify_delete */
 	char *name;
 	struct sfs_notify *next;
 };
@@ -270,11 +271,17 @@ void sfs_fs_stop_notifier(struct sfs_fs *fs)
 
 void sfs_fs_notify_entry(struct sfs_fs *fs, fuse_ino_t parent, const char *name)
 {
+	sfs_fs_notify_drop(fs, parent, 0, name);
+}
+
+void sfs_fs_notify_drop(struct sfs_fs *fs, fuse_ino_t parent, fuse_ino_t child, const char *name)
+{
 	struct sfs_notify *n = calloc(1, sizeof(*n));
 
 	if (!n)
 		return;
 	n->parent = parent;
+	n->child = child;
 	n->name = strdup(name);
 	if (!n->name) {
 		free(n);

@@ -141,7 +141,8 @@ static void raise_fd_limit(void)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-			sfs_log(LOG_WARNING, "cannot raise the open file limit: %s", strerror(errno));
+			sfs_log(LOG_WARNING, "cannot raise the open file limit: %s",
+				strerror(errno));
 	}
 }
 

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -100,6 +101,7 @@ static void inode_free(struct sfs_inode *in)
 	pthread_mutex_destroy(&in->hlock);
 	free(in->key);
 	free(in->name);
+	free(in->lname);
 	free(in->tkey);
 	free(in->status);
 	free(in);
@@ -108,6 +110,53 @@ static void inode_free(struct sfs_inode *in)
 static int is_pinned(struct sfs_fs *fs, struct sfs_inode *in)
 {
 	return in == &fs->root || in == fs->staging || in->nlookup == UINT64_MAX;
+}
+
+static void lru_unlink_locked(struct sfs_fs *fs, struct sfs_inode *in)
+{
+	if (!in->lru_next)
+		return;
+	in->lru_prev->lru_next = in->lru_next;
+	in->lru_next->lru_prev = in->lru_prev;
+	in->lru_prev = in->lru_next = NULL;
+	fs->nstaging--;
+}
+
+static void lru_front_locked(struct sfs_fs *fs, struct sfs_inode *in)
+{
+	if (in->lru_next) {
+		in->lru_prev->lru_next = in->lru_next;
+		in->lru_next->lru_prev = in->lru_prev;
+	} else {
+		fs->nstaging++;
+	}
+	in->lru_next = fs->lru.lru_next;
+	in->lru_prev = &fs->lru;
+	fs->lru.lru_next->lru_prev = in;
+	fs->lru.lru_next = in;
+}
+
+/*
+ * Too many staging inodes (each holds an fd): ask the kernel to forget the
+ * least recently used idle files.  Directories are kept (dropping one drops
+ * its subtree); open, committing and pinned inodes are skipped.
+ */
+static void reclaim_locked(struct sfs_fs *fs)
+{
+	if (fs->nstaging <= fs->reclaim_high)
+		return;
+	size_t want = fs->nstaging - fs->reclaim_low, scanned = 0;
+	struct sfs_inode *in = fs->lru.lru_prev;
+	while (want > 0 && in != &fs->lru && scanned++ < 2 * fs->reclaim_high) {
+		struct sfs_inode *prev = in->lru_prev;
+		if (in->type != S_IFDIR && in->opens == 0 && !in->committing && in->lname &&
+		    in->parent && !in->stale && !is_pinned(fs, in)) {
+			sfs_fs_notify_drop(fs, in->parent, INO(fs, in), in->lname);
+			lru_front_locked(fs, in); /* not asked again before the others */
+			want--;
+		}
+		in = prev;
+	}
 }
 
 static void unref_locked(struct sfs_fs *fs, struct sfs_inode *in, uint64_t n)
@@ -122,6 +171,7 @@ static void unref_locked(struct sfs_fs *fs, struct sfs_inode *in, uint64_t n)
 	in->nlookup -= n;
 	if (in->nlookup == 0) {
 		sfs_fs_table_remove_locked(fs, in);
+		lru_unlink_locked(fs, in);
 		inode_free(in);
 	}
 }
@@ -136,6 +186,13 @@ static struct sfs_inode *intern(struct sfs_fs *fs, struct sfs_inode *fresh)
 	if (in) {
 		if (in->nlookup != UINT64_MAX)
 			in->nlookup++;
+		if (in->kind == SFS_IK_STAGING && fresh->lname && !is_pinned(fs, in)) {
+			char *t = in->lname; /* the name the kernel now knows it by */
+			in->lname = fresh->lname;
+			fresh->lname = t;
+			in->parent = fresh->parent;
+			lru_front_locked(fs, in);
+		}
 		pthread_mutex_unlock(&fs->lock);
 		inode_free(fresh);
 		return in;
@@ -146,6 +203,10 @@ static struct sfs_inode *intern(struct sfs_fs *fs, struct sfs_inode *fresh)
 		return NULL;
 	}
 	fresh->nlookup = 1;
+	if (fresh->kind == SFS_IK_STAGING) {
+		lru_front_locked(fs, fresh);
+		reclaim_locked(fs);
+	}
 	pthread_mutex_unlock(&fs->lock);
 	return fresh;
 }
@@ -288,6 +349,8 @@ static int lookup_staging(struct sfs_fs *fs, struct sfs_inode *parent, const cha
 	in->ino = st.st_ino;
 	in->type = st.st_mode & S_IFMT;
 	in->depth = parent->depth >= 2 ? 3 : parent->depth + 1;
+	in->parent = INO(fs, parent);
+	in->lname = strdup(name); /* NULL only costs reclaim of this inode */
 	in = intern(fs, in);
 	if (!in)
 		return -ENOMEM;
@@ -838,6 +901,24 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	}
 	if (!rc && renameat2(p->fd, name, np->fd, newname, flags) < 0)
 		rc = -errno;
+	if (!rc) {
+		/* the kernel now knows the entry by its new name (reclaim asks by name) */
+		struct stat st;
+		if (fstatat(np->fd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			char *nn = strdup(newname);
+			pthread_mutex_lock(&fs->lock);
+			struct sfs_inode *moved =
+				sfs_fs_find_staging_locked(fs, st.st_dev, st.st_ino);
+			if (moved && nn && !is_pinned(fs, moved)) {
+				char *t = moved->lname;
+				moved->lname = nn;
+				nn = t;
+				moved->parent = INO(fs, np);
+			}
+			pthread_mutex_unlock(&fs->lock);
+			free(nn);
+		}
+	}
 	if (!rc && fs->be->ops->staged_rename) {
 		char *a = NULL, *b = NULL, *fa = NULL, *fb = NULL;
 		if (!sfs_fs_staging_rel(fs, p, &a) && !sfs_fs_staging_rel(fs, np, &b)) {
@@ -960,6 +1041,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 				break;
 			}
 		}
+		pthread_mutex_lock(&fs->lock);
+		in->opens++;
+		pthread_mutex_unlock(&fs->lock);
 		fi->fh = (uint64_t)fd;
 		fi->keep_cache = 1; /* we are the only writer of the staging tree */
 		fuse_reply_open(req, fi);
@@ -1027,6 +1111,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		pthread_mutex_unlock(&fs->lock);
 		goto err;
 	}
+	pthread_mutex_lock(&fs->lock);
+	in->opens++;
+	pthread_mutex_unlock(&fs->lock);
 	fi->fh = (uint64_t)fd;
 	fi->keep_cache = 1;
 	fuse_reply_create(req, &e, fi);
@@ -1124,6 +1211,9 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		if (is_write(fi->flags))
 			writer_leave(fs, in, (int)fi->fh);
 		close((int)fi->fh);
+		pthread_mutex_lock(&fs->lock);
+		in->opens--;
+		pthread_mutex_unlock(&fs->lock);
 		break;
 	case SFS_IK_CANON:
 		sfs_backend_close_obj(fs->be, (struct sfs_bfile *)(uintptr_t)fi->fh);
@@ -1754,6 +1844,11 @@ int sfs_fs_init(struct sfs_fs *fs, struct sfs_config *cfg, struct sfs_backend *b
 	pthread_mutex_init(&fs->nlock, NULL);
 	pthread_cond_init(&fs->ncond, NULL);
 	sfs_hasher_set_done_cb(hash_done);
+	fs->lru.lru_next = fs->lru.lru_prev = &fs->lru;
+	struct rlimit rl;
+	size_t lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (size_t)rl.rlim_cur : 1024;
+	fs->reclaim_high = lim / 2 > 128 ? lim / 2 : 128; /* the rest: open files, sockets */
+	fs->reclaim_low = fs->reclaim_high * 3 / 4;
 	fs->root.kind = SFS_IK_ROOT;
 	fs->root.fd = -1;
 	pthread_mutex_init(&fs->root.hlock, NULL);

@@ -96,6 +96,9 @@ expect_errno() {
 
 commit() { $SYSC setxattr "$1" user.stagefs.commit "$2" 2>&1; }
 
+# json_get KEY < FILE: one member of a JSON object (strings raw, others as JSON)
+json_get() { $PY -c 'import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print(v if isinstance(v,str) else json.dumps(v))' "$1"; }
+
 xget() {
 	$PY - "$1" "$2" <<'PYEOF'
 import os, sys

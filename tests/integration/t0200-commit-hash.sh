@@ -11,7 +11,6 @@ mkdir -p "$D"
 
 # json_get FILE|- KEY: one field of a JSON document (python repr for non-strings)
 json_keys() { $PY -c 'import json,sys; print(",".join(json.load(sys.stdin).keys()))'; }
-json_get() { $PY -c 'import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print(v if isinstance(v,str) else json.dumps(v))' "$1"; }
 
 printf hello >"$D/hello.txt"
 cp "$D/hello.txt" "$T/hello.ref"

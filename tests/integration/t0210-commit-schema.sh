@@ -4,7 +4,6 @@
 . "$(dirname "$0")/lib.sh"
 
 json_keys() { $PY -c 'import json,sys; print(",".join(json.load(sys.stdin).keys()))'; }
-json_get() { $PY -c 'import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print(v if isinstance(v,str) else json.dumps(v))' "$1"; }
 DANDI="$PY $TESTS_DIR/dandi_checksum.py"
 check "independent DANDI checksum matches tests/vectors" $DANDI --selftest "$REPO_ROOT/tests/vectors/zarr_checksum.json"
 

@@ -4,7 +4,6 @@
 # a commit killed midway is either complete or not done at all.
 . "$(dirname "$0")/lib.sh"
 
-json_get() { $PY -c 'import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print(v if isinstance(v,str) else json.dumps(v))' "$1"; }
 # fsync_write SRC DST: copy with an fsync before close
 fsync_write() {
 	$PY -c 'import os,sys; d=open(sys.argv[1],"rb").read(); fd=os.open(sys.argv[2],os.O_CREAT|os.O_WRONLY|os.O_TRUNC,0o644); os.write(fd,d); os.fsync(fd); os.close(fd)' "$1" "$2"
