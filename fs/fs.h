@@ -67,7 +67,6 @@ struct sfs_fs {
 	char *staging_real; /* its absolute path, to map /proc/self/fd links to rel paths */
 	size_t staging_real_len;
 	int read_only;
-	int writeback;	/* kernel writeback cache enabled */
 	double timeout; /* entry/attr timeout for staging inodes */
 	pthread_mutex_t lock;
 	struct sfs_inode root;	   /* pinned */
