@@ -989,16 +989,12 @@ static void writer_leave(struct sfs_fs *fs, struct sfs_inode *in, int fd)
 			sfs_hjob_invalidate(j);
 		sfs_hjob_put(j);
 	}
-	if (fs->be->ops->staged_sync && strcmp(fs->be->ops->name, "file") != 0) {
-		char *rel = NULL;
-		if (sfs_fs_staging_rel(fs, in, &rel) == 0) {
-			int rc = sfs_backend_staged_sync(fs->be, rel, fd, 0);
-			if (rc)
-				sfs_log(LOG_ERR, "cannot store staged '%s': %s", rel,
-					strerror(-rc));
-		}
-		free(rel);
-	}
+}
+
+/* Backends whose staging dir is only a local cache (s3) store a file when it is closed. */
+static int uploads_on_close(struct sfs_fs *fs)
+{
+	return fs->be->ops->staged_sync && strcmp(fs->be->ops->name, "file") != 0;
 }
 
 struct canon_fh {
@@ -1040,7 +1036,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		pthread_mutex_unlock(&fs->lock);
 		fi->fh = (uint64_t)fd;
 		fi->keep_cache = 1; /* we are the only writer of the staging tree */
-		fi->noflush = 1;    /* close needs no round trip: FLUSH has nothing to do */
+		fi->noflush = !uploads_on_close(fs); /* FLUSH has nothing to do */
 		fuse_reply_open(req, fi);
 		return;
 	}
@@ -1111,7 +1107,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	pthread_mutex_unlock(&fs->lock);
 	fi->fh = (uint64_t)fd;
 	fi->keep_cache = 1;
-	fi->noflush = 1;
+	fi->noflush = !uploads_on_close(fs);
 	fuse_reply_create(req, &e, fi);
 	return;
 err:
@@ -1192,9 +1188,28 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	fuse_reply_write(req, done);
 }
 
+/*
+ * close() waits for FLUSH (RELEASE comes later, asynchronously): a backend that
+ * uploads staged files does it here, so the object exists under the file's
+ * current name before close() returns and before a following rename.
+ */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, 0);
+	struct sfs_fs *fs = FS(req);
+	struct sfs_inode *in = INODE(fs, ino);
+	char *rel = NULL;
+	int rc = 0;
+
+	/* FLUSH carries no open flags: ask the descriptor how it was opened */
+	int fl = in->kind == SFS_IK_STAGING && uploads_on_close(fs) ? fcntl((int)fi->fh, F_GETFL)
+								    : -1;
+	if (fl >= 0 && (fl & O_ACCMODE) != O_RDONLY && sfs_fs_staging_rel(fs, in, &rel) == 0) {
+		rc = sfs_backend_staged_sync(fs->be, rel, (int)fi->fh, 0);
+		if (rc)
+			sfs_log(LOG_ERR, "cannot store staged '%s': %s", rel, strerror(-rc));
+	}
+	free(rel);
+	fuse_reply_err(req, -rc);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1235,7 +1250,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	}
 	if ((datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh)) < 0)
 		rc = -errno;
-	if (!rc && strcmp(fs->be->ops->name, "file") != 0) {
+	if (!rc && uploads_on_close(fs)) {
 		char *rel = NULL;
 		rc = sfs_fs_staging_rel(fs, in, &rel);
 		if (!rc)
