@@ -41,6 +41,10 @@ typedef int (*sfs_list_cb)(void *arg, const char *name, const struct sfs_bstat *
 
 /* flags for put/promote */
 #define SFS_NOREPLACE 0x1 /* fail with -EEXIST when the destination exists */
+#define SFS_KEEP_SOURCE \
+	0x2 /* promote: a copying backend may leave the staged entry in place;
+			       the caller removes it with staged_remove once it has recorded
+			       that the copy is complete (crash safety of copy + delete) */
 
 struct sfs_backend_ops {
 	const char *name; /* "file", "s3" */
@@ -60,6 +64,13 @@ struct sfs_backend_ops {
 	/* The staging namespace changed (rel paths under the staging dir). */
 	int (*staged_unlink)(struct sfs_backend *b, const char *rel, int is_dir);
 	int (*staged_rename)(struct sfs_backend *b, const char *from, const char *to);
+	/*
+	 * Remove a staged entry (file or tree, rel to the staging dir) from the
+	 * store and from the local staging dir, durably; -ENOENT if absent.
+	 * Used once the entry is canonical (after promote with SFS_KEEP_SOURCE,
+	 * or dedup), also by recovery before the mount exists.
+	 */
+	int (*staged_remove)(struct sfs_backend *b, const char *rel);
 
 	/* Object namespace (canonical objects, snapshots, markers). */
 	int (*stat)(struct sfs_backend *b, const char *key, struct sfs_bstat *st);
@@ -118,6 +129,7 @@ static inline int sfs_backend_staging_dir(struct sfs_backend *b)
 #define sfs_backend_staged_sync(b, ...)	  SFS_BCALL(b, staged_sync, __VA_ARGS__)
 #define sfs_backend_staged_unlink(b, ...) SFS_BCALL(b, staged_unlink, __VA_ARGS__)
 #define sfs_backend_staged_rename(b, ...) SFS_BCALL(b, staged_rename, __VA_ARGS__)
+#define sfs_backend_staged_remove(b, ...) SFS_BCALL(b, staged_remove, __VA_ARGS__)
 #define sfs_backend_stat(b, ...)	  SFS_BCALL(b, stat, __VA_ARGS__)
 #define sfs_backend_list(b, ...)	  SFS_BCALL(b, list, __VA_ARGS__)
 #define sfs_backend_open_obj(b, ...)	  SFS_BCALL(b, open, __VA_ARGS__)

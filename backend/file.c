@@ -526,6 +526,17 @@ out:
 	return rc;
 }
 
+static int file_staged_remove(struct sfs_backend *b, const char *rel)
+{
+	char *key = NULL;
+
+	if (asprintf(&key, "_staging/%s", rel) < 0)
+		return -ENOMEM;
+	int rc = file_remove(b, key); /* the staging dir is the store: one removal */
+	free(key);
+	return rc;
+}
+
 static int file_sync(struct sfs_backend *b)
 {
 	return syncfs(fb(b)->dirfd) < 0 ? -errno : 0;
@@ -545,6 +556,7 @@ static const struct sfs_backend_ops file_ops = {
 	.name = "file",
 	.staging_dir = file_staging_dir,
 	.staged_sync = file_staged_sync,
+	.staged_remove = file_staged_remove,
 	.stat = file_stat,
 	.list = file_list,
 	.open = file_open,

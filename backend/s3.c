@@ -524,6 +524,28 @@ static int s3_staged_unlink(struct sfs_backend *b, const char *rel, int is_dir)
 	return rc;
 }
 
+static void unlink_local(struct s3_backend *s, const char *rel);
+static int gather(struct s3_backend *s, const char *from, struct objlist *l, int *is_dir);
+
+static int s3_staged_remove(struct sfs_backend *b, const char *rel)
+{
+	struct s3_backend *s = S3(b);
+	char *sk = staged_key(s, rel);
+	struct objlist l = {0};
+	int is_dir = 0, rc;
+
+	if (!sk)
+		return -ENOMEM;
+	rc = gather(s, sk, &l, &is_dir);
+	if (!rc)
+		rc = delete_objlist(s, &l);
+	objlist_release(&l);
+	free(sk);
+	if (rc == 0 || rc == -ENOENT)
+		unlink_local(s, rel);
+	return rc;
+}
+
 /* Copy job: src[i] -> dst_prefix + (src[i] minus src_prefix), in parallel. */
 struct copy_job {
 	struct s3_backend *s;
@@ -711,8 +733,8 @@ static int s3_promote(struct sfs_backend *b, const char *staged_rel, const char 
 		}
 	}
 	rc = copy_all(s, &l, from, to, is_dir);
-	if (rc)
-		goto out;
+	if (rc || (flags & SFS_KEEP_SOURCE))
+		goto out; /* the caller records the copy, then calls staged_remove */
 	/* the canonical object is complete: a leftover staged object is only garbage */
 	if (delete_objlist(s, &l))
 		sfs_log(LOG_WARNING, "s3: promoted '%s' but could not delete its staged objects",
@@ -781,6 +803,7 @@ static const struct sfs_backend_ops s3_ops = {
 	.staging_dir = s3_staging_dir,
 	.staged_sync = s3_staged_sync,
 	.staged_unlink = s3_staged_unlink,
+	.staged_remove = s3_staged_remove,
 	.staged_rename = s3_staged_rename,
 	.stat = s3_stat,
 	.list = s3_list,

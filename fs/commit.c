@@ -513,25 +513,62 @@ static int build_meta(struct commit_ctx *c, char **out)
 	return sfs_index_build_metadata(c->fs->ix, &m, out);
 }
 
+/*
+ * Commits of the same canonical key run one at a time in this daemon: a
+ * backend without conditional creates (s3rver ignores If-None-Match) checks
+ * and then writes, and two identical hash commits must not both "win".
+ */
+static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t keys_cond = PTHREAD_COND_INITIALIZER;
+struct busy_key {
+	const char *key;
+	struct busy_key *next;
+};
+static struct busy_key *busy_keys; /* protected by keys_lock */
+
+static void key_claim(struct busy_key *me, const char *key)
+{
+	pthread_mutex_lock(&keys_lock);
+	for (;;) {
+		struct busy_key *b = busy_keys;
+		while (b && strcmp(b->key, key) != 0)
+			b = b->next;
+		if (!b)
+			break;
+		pthread_cond_wait(&keys_cond, &keys_lock);
+	}
+	me->key = key;
+	me->next = busy_keys;
+	busy_keys = me;
+	pthread_mutex_unlock(&keys_lock);
+}
+
+static void key_release(struct busy_key *me)
+{
+	pthread_mutex_lock(&keys_lock);
+	struct busy_key **p = &busy_keys;
+	while (*p && *p != me)
+		p = &(*p)->next;
+	if (*p)
+		*p = me->next;
+	pthread_cond_broadcast(&keys_cond);
+	pthread_mutex_unlock(&keys_lock);
+}
+
 static int promote(struct commit_ctx *c, struct sfs_job *job, int *dedup)
 {
 	struct sfs_fs *fs = c->fs;
 	int rc;
 
 	for (int tries = 0;; tries++) {
-		rc = sfs_backend_promote(fs->be, c->rel, c->key, SFS_NOREPLACE);
+		struct busy_key bk;
+		key_claim(&bk, c->key);
+		rc = sfs_backend_promote(fs->be, c->rel, c->key, SFS_NOREPLACE | SFS_KEEP_SOURCE);
+		key_release(&bk);
 		if (rc != -EEXIST)
 			return rc;
 		if (c->spec.hash) {
-			/* same bytes are stored already: drop the staged copy */
-			char *skey = NULL;
-			if (asprintf(&skey, "_staging/%s", c->rel) < 0)
-				return -ENOMEM;
-			rc = sfs_backend_remove(fs->be, skey);
-			free(skey);
-			if (rc)
-				return rc;
-			*dedup = 1;
+			*dedup = 1; /* the same bytes are stored already */
 			return 0;
 		}
 		if (c->spec.token || tries >= MAX_TOKEN_TRIES) {
@@ -701,6 +738,18 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_
 				(long long)job.id, strerror(-arc));
 		goto out;
 	}
+	/* step 6b: the canonical object is complete; then the staged copy goes */
+	rc = sfs_index_job_copied(fs->ix, &job);
+	if (!rc) {
+		rc = sfs_backend_staged_remove(fs->be, c->rel);
+		if (rc == -ENOENT)
+			rc = 0; /* moved by rename */
+	}
+	if (rc) {
+		sfs_log(LOG_ERR, "commit of '%s' copied but not cleaned up: %s (recovery will)",
+			c->rel, strerror(-rc));
+		goto out;
+	}
 	/* step 7: record */
 	rc = sfs_index_job_finish(fs->ix, &job, dedup);
 	if (rc) {
@@ -762,8 +811,17 @@ static int recover_one(void *arg, struct sfs_job *j)
 	struct recover_ctx *r = arg;
 	struct sfs_bstat bs;
 	char *skey = NULL, *meta = NULL;
-	int rc;
+	int rc, hash = strcmp(j->addressing, "hash") == 0;
 
+	int known = sfs_index_object_metadata(r->ix, j->canonical, &meta) == 0;
+	free(meta);
+	if (j->state && strcmp(j->state, "copied") == 0) {
+		/* the canonical object was complete: finish removing the staged copy */
+		rc = sfs_backend_staged_remove(r->be, j->staging);
+		if (rc && rc != -ENOENT)
+			return sfs_err(rc, "cannot remove staged 'staging/%s'", j->staging);
+		goto finish;
+	}
 	if (asprintf(&skey, "_staging/%s", j->staging) < 0)
 		return -ENOMEM;
 	int staged = sfs_backend_stat(r->be, skey, &bs);
@@ -772,23 +830,21 @@ static int recover_one(void *arg, struct sfs_job *j)
 	if ((staged && staged != -ENOENT) || (canon && canon != -ENOENT))
 		return sfs_err(staged ? staged : canon, "cannot check commit intent %lld",
 			       (long long)j->id);
-	int known = sfs_index_object_metadata(r->ix, j->canonical, &meta) == 0;
-	free(meta);
-	if (staged == -ENOENT && canon == 0) {
-		/* moved: record it (dedup when the object was known before) */
-		rc = sfs_index_job_finish(r->ix, j, known && strcmp(j->addressing, "hash") == 0);
-		if (!rc) {
-			r->finished++;
-			sfs_log(LOG_NOTICE, "recovered commit of 'staging/%s' -> '%s'", j->staging,
-				j->canonical);
+	if (staged == -ENOENT && canon == 0)
+		goto finish; /* moved (rename): record it */
+	if (staged == 0 && canon == 0) {
+		if (hash && !known) {
+			/* content-addressed bytes are valid whoever put them there */
+			rc = sfs_index_object_add(r->ix, j->canonical, "hash", j->metadata);
+			if (rc)
+				return rc;
+		} else if (!hash) {
+			/* a copy that did not complete: its key was drawn for this commit */
+			rc = sfs_backend_remove(r->be, j->canonical);
+			if (rc && rc != -ENOENT)
+				return sfs_err(rc, "cannot remove partial '%s'", j->canonical);
+			sfs_log(LOG_NOTICE, "removed partial copy '%s'", j->canonical);
 		}
-		return rc;
-	}
-	if (staged == 0 && canon == 0 && !known && strcmp(j->addressing, "hash") == 0) {
-		/* content-addressed bytes are valid whoever put them there */
-		rc = sfs_index_object_add(r->ix, j->canonical, "hash", j->metadata);
-		if (rc)
-			return rc;
 	}
 	if (staged == -ENOENT)
 		sfs_log(LOG_ERR, "commit intent %lld: neither 'staging/%s' nor '%s' exists",
@@ -798,6 +854,15 @@ static int recover_one(void *arg, struct sfs_job *j)
 		r->undone++;
 		sfs_log(LOG_NOTICE, "undid interrupted commit of 'staging/%s' (still staged)",
 			j->staging);
+	}
+	return rc;
+finish:
+	/* dedup when the object was known before this commit recorded it */
+	rc = sfs_index_job_finish(r->ix, j, known && hash);
+	if (!rc) {
+		r->finished++;
+		sfs_log(LOG_NOTICE, "recovered commit of 'staging/%s' -> '%s'", j->staging,
+			j->canonical);
 	}
 	return rc;
 }

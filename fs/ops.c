@@ -50,6 +50,12 @@ static fuse_ino_t INO(struct sfs_fs *fs, struct sfs_inode *in)
 	return in == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)in;
 }
 
+/* Backends whose staging dir is only a local cache (s3) store a file when it is closed. */
+static int uploads_on_close(struct sfs_fs *fs)
+{
+	return fs->be->ops->staged_sync && strcmp(fs->be->ops->name, "file") != 0;
+}
+
 static void procname(const struct sfs_inode *in, char *buf, size_t len)
 {
 	snprintf(buf, len, "/proc/self/fd/%d", in->fd);
@@ -809,6 +815,25 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		if (linkat(AT_FDCWD, proc, p->fd, newname, AT_SYMLINK_FOLLOW) < 0)
 			rc = -errno;
 	}
+	if (!rc && uploads_on_close(fs)) {
+		/* the store has no links: the new name is an object of its own */
+		char *prel = NULL, *rel = NULL;
+		int fd = open(proc, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && sfs_fs_staging_rel(fs, p, &prel) == 0 &&
+		    (rel = join_key(prel, newname)) != NULL)
+			rc = sfs_backend_staged_sync(fs->be, rel, fd, 0);
+		else
+			rc = fd < 0 ? -errno : -ENOMEM;
+		if (rc) {
+			sfs_log(LOG_ERR, "cannot store staged link '%s': %s", newname,
+				strerror(-rc));
+			(void)unlinkat(p->fd, newname, 0);
+		}
+		if (fd >= 0)
+			close(fd);
+		free(prel);
+		free(rel);
+	}
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -989,12 +1014,6 @@ static void writer_leave(struct sfs_fs *fs, struct sfs_inode *in, int fd)
 			sfs_hjob_invalidate(j);
 		sfs_hjob_put(j);
 	}
-}
-
-/* Backends whose staging dir is only a local cache (s3) store a file when it is closed. */
-static int uploads_on_close(struct sfs_fs *fs)
-{
-	return fs->be->ops->staged_sync && strcmp(fs->be->ops->name, "file") != 0;
 }
 
 struct canon_fh {

@@ -41,6 +41,10 @@ static const char *const migrations[] = {
 	"  addressing TEXT NOT NULL, metadata TEXT NOT NULL,"
 	"  receipt_dir TEXT NOT NULL, receipt_name TEXT NOT NULL,"
 	"  created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));",
+	/* 1 -> 2: how far a commit got ('moving': promotion may be partial; 'copied': the
+	   canonical object is complete, only the staged copy is left to remove) */
+	"ALTER TABLE commit_jobs ADD COLUMN state TEXT NOT NULL DEFAULT 'moving'"
+	"  CHECK(state IN ('moving','copied'));",
 };
 
 static int xlate(struct sfs_index *ix, int rc, const char *what)
@@ -301,6 +305,7 @@ void sfs_job_release(struct sfs_job *j)
 	free(j->metadata);
 	free(j->receipt_dir);
 	free(j->receipt_name);
+	free(j->state);
 	memset(j, 0, sizeof(*j));
 }
 
@@ -415,6 +420,28 @@ out:
 	return rc;
 }
 
+int sfs_index_job_copied(struct sfs_index *ix, struct sfs_job *j)
+{
+	char idbuf[32];
+	char *st = strdup("copied");
+	int rc;
+
+	if (!st)
+		return -ENOMEM;
+	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)j->id);
+	pthread_mutex_lock(&ix->lock);
+	rc = run_bound(ix, "UPDATE commit_jobs SET state='copied' WHERE id=?1", 1,
+		       (const char *const[]){idbuf});
+	pthread_mutex_unlock(&ix->lock);
+	if (rc) {
+		free(st);
+		return rc;
+	}
+	free(j->state);
+	j->state = st;
+	return 0;
+}
+
 int sfs_index_job_abort(struct sfs_index *ix, int64_t id)
 {
 	char idbuf[32];
@@ -437,7 +464,7 @@ int sfs_index_jobs(struct sfs_index *ix, int (*cb)(void *arg, struct sfs_job *j)
 	/* collect first: cb calls back into the index */
 	pthread_mutex_lock(&ix->lock);
 	rc = prep(ix, &st,
-		  "SELECT id,staging,canonical,addressing,metadata,receipt_dir,receipt_name "
+		  "SELECT id,staging,canonical,addressing,metadata,receipt_dir,receipt_name,state "
 		  "FROM commit_jobs ORDER BY id");
 	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
 		if (n == cap) {
@@ -458,6 +485,7 @@ int sfs_index_jobs(struct sfs_index *ix, int (*cb)(void *arg, struct sfs_job *j)
 		j->metadata = col_dup(st, 4);
 		j->receipt_dir = col_dup(st, 5);
 		j->receipt_name = col_dup(st, 6);
+		j->state = col_dup(st, 7);
 	}
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&ix->lock);

@@ -26,7 +26,7 @@
 struct sfs_index;
 
 /* Current schema version after all migrations. */
-#define SFS_INDEX_VERSION 1
+#define SFS_INDEX_VERSION 2
 
 /*
  * Open (creating it and its parent directories, mode 0700) and migrate the
@@ -69,6 +69,7 @@ struct sfs_job {
 	char *metadata;	    /* receipt JSON */
 	char *receipt_dir;  /* staging rel dir holding .receipts */
 	char *receipt_name; /* "<entry>.json" */
+	char *state; /* "moving" (promotion may be partial) | "copied" (canonical complete) */
 };
 void sfs_job_release(struct sfs_job *j);
 
@@ -84,6 +85,9 @@ int sfs_index_job_retarget(struct sfs_index *ix, struct sfs_job *j, const char *
  * and delete the job.  Idempotent.
  */
 int sfs_index_job_finish(struct sfs_index *ix, const struct sfs_job *j, int dedup)
+	__attribute__((warn_unused_result));
+/* Record that the canonical object is complete (state "copied"); durable on return. */
+int sfs_index_job_copied(struct sfs_index *ix, struct sfs_job *j)
 	__attribute__((warn_unused_result));
 /* Forget the job (nothing moved). */
 int sfs_index_job_abort(struct sfs_index *ix, int64_t id) __attribute__((warn_unused_result));

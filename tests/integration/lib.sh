@@ -21,7 +21,11 @@
 # A trap on EXIT/INT/TERM kills helpers, unmounts, reaps the daemon, removes
 # $T and prints "# <name>: N passed, N failed[, N skipped]".  The test exits 1
 # on any failure, 77 when it cannot run here (no /dev/fuse).
-# Environment: STAGEFS (binary, default <repo>/stagefs), STAGEFS_TEST_VERBOSE=1.
+# Environment: STAGEFS (binary, default <repo>/stagefs), STAGEFS_TEST_VERBOSE=1,
+# STAGEFS_BACKEND=file (default) | s3.  With s3 every test starts its own s3rver
+# (scripts/s3-server) on a free loopback port and mounts s3://bucket/prefix;
+# $STORE is then the server's directory of that prefix, where an object KEY's
+# bytes are in "$(sobj KEY)" and `skeys DIR` lists the object keys below DIR.
 
 set -u
 
@@ -122,7 +126,8 @@ mount_fs() {
 		fail "mount_fs: daemon already running"
 		return 1
 	fi
-	"$STAGEFS" -f -o "index=$INDEX" "$@" "$STORE" "$MNT" >>"$T/daemon.log" 2>&1 &
+	"$STAGEFS" -f -o "index=$INDEX${BACKEND_OPTS:+,$BACKEND_OPTS}" "$@" "$SOURCE" "$MNT" \
+		>>"$T/daemon.log" 2>&1 &
 	DAEMON_PID=$!
 	local deadline=$((SECONDS + 10))
 	while ! is_mounted; do
@@ -234,6 +239,7 @@ _cleanup() {
 			_say "--- daemon log (last 30 lines) ---"
 			tail -n 30 "$T/daemon.log"
 		fi
+		[ -n "$S3_DIR" ] && bash "$REPO_ROOT/scripts/s3-server" stop "$S3_DIR" >/dev/null 2>&1
 		is_mounted || rm -rf "$T"
 	fi
 	if [ "$status" -ne 0 ] && [ "$status" -ne 77 ] && [ "$FAILED" -eq 0 ]; then
@@ -243,9 +249,9 @@ _cleanup() {
 		exit 77
 	fi
 	if [ "$SKIPPED" -gt 0 ]; then
-		_say "# $TEST_NAME: $PASSED passed, $FAILED failed, $SKIPPED skipped"
+		_say "# $TEST_NAME [${BACKEND:-file}]: $PASSED passed, $FAILED failed, $SKIPPED skipped"
 	else
-		_say "# $TEST_NAME: $PASSED passed, $FAILED failed"
+		_say "# $TEST_NAME [${BACKEND:-file}]: $PASSED passed, $FAILED failed"
 	fi
 	[ "$FAILED" -eq 0 ] && exit 0
 	exit 1
@@ -266,8 +272,51 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/stagefs-$TEST_NAME.XXXXXX")
-STORE=$T/store
+BACKEND=${STAGEFS_BACKEND:-file}
 MNT=$T/mnt
 INDEX=$T/index.db
 S=$MNT/staging
-mkdir -p "$STORE" "$MNT"
+S3_DIR=
+case $BACKEND in
+file)
+	STORE=$T/store
+	SOURCE=$STORE
+	BACKEND_OPTS=
+	mkdir -p "$STORE"
+	;;
+s3)
+	unset AWS_CA_BUNDLE
+	export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+	unset AWS_SESSION_TOKEN AWS_PROFILE
+	S3_PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	S3_DIR=$T/s3
+	if ! bash "$REPO_ROOT/scripts/s3-server" start "$S3_DIR" "$S3_PORT" stagefs-test >"$T/s3-start.log" 2>&1; then
+		S3_DIR=
+		_say "not ok - cannot start the s3 test server: $(tail -n 3 "$T/s3-start.log")"
+		FAILED=1
+		exit 1
+	fi
+	STORE=$S3_DIR/data/stagefs-test/p
+	SOURCE="s3://stagefs-test/p?endpoint=http://127.0.0.1:$S3_PORT&region=us-east-1&path_style=1"
+	BACKEND_OPTS="cache_dir=$T/cache"
+	;;
+*)
+	_say "not ok - unknown STAGEFS_BACKEND '$BACKEND'"
+	exit 1
+	;;
+esac
+mkdir -p "$MNT"
+
+# sobj KEY: the local file holding the bytes of object KEY
+sobj() {
+	if [ "$BACKEND" = s3 ]; then printf '%s\n' "$STORE/$1._S3rver_object"; else printf '%s\n' "$STORE/$1"; fi
+}
+# skeys DIR: the object keys below DIR (relative to the store), one per line, sorted
+skeys() {
+	[ -d "$STORE/$1" ] || return 0
+	if [ "$BACKEND" = s3 ]; then
+		(cd "$STORE" && find "$1" -type f -name '*._S3rver_object' | sed 's/\._S3rver_object$//' | sort)
+	else
+		(cd "$STORE" && find "$1" -type f | sort)
+	fi
+}

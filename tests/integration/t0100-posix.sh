@@ -160,7 +160,7 @@ expect_errno getxattr "$D/x" security.selinux ENOTSUP
 expect_errno getxattr "$D/x" system.posix_acl_access ENOTSUP
 expect_errno removexattr "$D/x" trusted.evil ENOTSUP
 check_eq "nothing reached the store's trusted namespace" "" \
-	"$(getfattr -m trusted. -d "$STORE/_staging/lab/sess/x" 2>/dev/null)"
+	"$(getfattr -m trusted. -d "$(sobj _staging/lab/sess/x)" 2>/dev/null)"
 expect_errno setxattr "$D/cm" user.dirattr v OK
 check_eq "xattr on a directory" v "$(xget "$D/cm" user.dirattr)"
 check_eq "status of a staged file" staged "$(xget "$D/x" user.stagefs.status)"
@@ -218,7 +218,7 @@ head -c $((64 << 20)) /dev/urandom >"$T/big.src"
 check "dd 64 MiB in" dd if="$T/big.src" of="$D/big" bs=1M status=none
 check_eq "64 MiB size" $((64 << 20)) "$(stat -c %s "$D/big")"
 check_eq "64 MiB md5 through the mount" "$(md5 "$T/big.src")" "$(md5 "$D/big")"
-check_eq "64 MiB md5 in the store" "$(md5 "$T/big.src")" "$(md5 "$STORE/_staging/lab/sess/big")"
+check_eq "64 MiB md5 in the store" "$(md5 "$T/big.src")" "$(md5 "$(sobj _staging/lab/sess/big)")"
 rm -f "$T/big.src"
 
 # append mode goes to the end
@@ -227,7 +227,7 @@ printf 'cd' >>"$D/app"
 check_eq "O_APPEND" "abcd" "$(cat "$D/app")"
 
 # the data lands in the store under _staging/
-check_eq "store holds the staged bytes" "hello WORLD" "$(cat "$STORE/_staging/lab/sess/inplace")"
+check_eq "store holds the staged bytes" "hello WORLD" "$(cat "$(sobj _staging/lab/sess/inplace)")"
 
 # readdir lists what was created
 check_eq "readdir" "0.0 app big" "$(ls "$D" | grep -E '^(0\.0|app|big)$' | tr '\n' ' ' | sed 's/ $//')"

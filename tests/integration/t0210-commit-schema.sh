@@ -19,7 +19,7 @@ check_eq "commit raw.h5 with token" OK \
 P=_schema/lab/Sess/subject_id=1/session=a/raw_abcdEFGH.h5
 check "exact canonical path" test -f "$MNT/$P"
 check "canonical bytes identical" cmp "$T/raw.ref" "$MNT/$P"
-check "store holds the object at the key" cmp "$T/raw.ref" "$STORE/$P"
+check "store holds the object at the key" cmp "$T/raw.ref" "$(sobj "$P")"
 expect_errno open_r "$D/raw.h5" ENOENT
 R=$D/.receipts/raw.h5.json
 check_eq "receipt keys (schema-addressed file)" \
@@ -137,10 +137,15 @@ check_eq "dir receipt is_dir" true "$(json_get is_dir <"$RZ")"
 check_eq "dir receipt item_count (7 files)" "$want_count" "$(json_get item_count <"$RZ")"
 check_eq "dir receipt size" "$want_size" "$(json_get size <"$RZ")"
 check_eq "dir receipt checksum (independent DANDI checksum)" "$want_sum" "$(json_get checksum <"$RZ")"
+if [ "$BACKEND" = s3 ]; then
+	# an object store has no directories: an empty one is not stored (it is not
+	# part of the checksum or item_count either)
+	find "$T/frames.ref" -type d -empty -delete
+fi
 check "canonical tree identical (diff -r)" diff -r "$T/frames.ref" "$MNT/$ZP"
 check_eq "checksum of the canonical copy" "$want_sum" "$($DANDI "$MNT/$ZP")"
 expect_errno opendir "$Z" ENOENT
-check "staged tree gone from the store" test ! -e "$STORE/_staging/lab/Sess/frames.zarr"
+check "staged tree gone from the store" test -z "$(skeys _staging/lab/Sess/frames.zarr)"
 check_eq "dir metadata xattr" "$want_sum" "$(xget "$MNT/$ZP" user.stagefs.metadata | json_get checksum)"
 expect_errno create "$MNT/$ZP/new" EROFS
 

@@ -228,6 +228,71 @@ static void test_recover_intents(void **state)
 	sfs_index_close(ix);
 }
 
+/*
+ * A copying backend (s3) promotes by copy + delete: a crash during the copy
+ * leaves a partial canonical tree (rolled back: the staged entry is intact);
+ * one after the copy was recorded leaves a staged leftover (rolled forward).
+ */
+static void test_recover_copy_phases(void **state)
+{
+	struct fx *f = *state;
+	char p[256], ipath[256];
+	struct sfs_index *ix = NULL;
+	char *json = NULL;
+	struct sfs_bstat st;
+
+	snprintf(ipath, sizeof(ipath), "%s/index.db", f->dir);
+	assert_int_equal(sfs_index_open(ipath, &ix), 0);
+	close(sfs_backend_staging_dir(f->be));
+	snprintf(p, sizeof(p), "%s/_staging/lab", f->store);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/_staging/lab/tree", f->store);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/_staging/lab/tree/a", f->store);
+	write_file(p, "a");
+	snprintf(p, sizeof(p), "%s/_staging/lab/done", f->store);
+	write_file(p, "done");
+	/* the partial copy of tree: one of its files reached the canonical key */
+	assert_int_equal(sfs_backend_put_bytes(f->be, "_schema/lab/T/id=1/t_tok/a", "a", 1, 0), 0);
+	/* done's copy is complete and recorded; its staged copy was not removed yet */
+	assert_int_equal(sfs_backend_put_bytes(f->be, "_schema/lab/T/id=2/d_tok", "done", 4, 0), 0);
+
+	struct sfs_job t = {.staging = strdup("lab/tree"),
+			    .canonical = strdup("_schema/lab/T/id=1/t_tok"),
+			    .addressing = strdup("schema"),
+			    .metadata = strdup("{\"size\":1}"),
+			    .receipt_dir = strdup("lab"),
+			    .receipt_name = strdup("tree.json")};
+	struct sfs_job d = {.staging = strdup("lab/done"),
+			    .canonical = strdup("_schema/lab/T/id=2/d_tok"),
+			    .addressing = strdup("schema"),
+			    .metadata = strdup("{\"size\":4}"),
+			    .receipt_dir = strdup("lab"),
+			    .receipt_name = strdup("done.json")};
+	assert_int_equal(sfs_index_job_begin(ix, &t), 0);
+	assert_int_equal(sfs_index_job_begin(ix, &d), 0);
+	assert_int_equal(sfs_index_job_copied(ix, &d), 0);
+
+	int lvl = sfs_log_level;
+	sfs_log_level = -1;
+	assert_int_equal(sfs_recover(f->be, ix), 0);
+	sfs_log_level = lvl;
+	/* tree: rolled back */
+	assert_int_equal(sfs_backend_stat(f->be, "_schema/lab/T/id=1/t_tok", &st), -ENOENT);
+	assert_int_equal(sfs_backend_stat(f->be, "_staging/lab/tree/a", &st), 0);
+	assert_int_equal(sfs_index_receipt_get(ix, "lab", "tree.json", &json), -ENOENT);
+	/* done: rolled forward */
+	assert_int_equal(sfs_backend_stat(f->be, "_staging/lab/done", &st), -ENOENT);
+	assert_int_equal(sfs_backend_stat(f->be, "_schema/lab/T/id=2/d_tok", &st), 0);
+	assert_int_equal(sfs_index_receipt_get(ix, "lab", "done.json", &json), 0);
+	free(json);
+	assert_int_equal(sfs_index_object_metadata(ix, "_schema/lab/T/id=2/d_tok", &json), 0);
+	free(json);
+	sfs_job_release(&t);
+	sfs_job_release(&d);
+	sfs_index_close(ix);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -236,6 +301,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_symlinks_never_escape, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_promote_noreplace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_intents, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recover_copy_phases, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
