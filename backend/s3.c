@@ -128,6 +128,7 @@ static void fill_bstat(struct sfs_bstat *st, const struct sfs_s3_objinfo *info)
 struct obj {
 	char *key;
 	uint64_t size;
+	int64_t mtime_ns;
 };
 
 struct objlist {
@@ -154,6 +155,7 @@ static int collect_cb(void *arg, const char *key, int is_prefix, const struct sf
 	if (!l->v[l->n].key)
 		return -ENOMEM;
 	l->v[l->n].size = info ? info->size : 0;
+	l->v[l->n].mtime_ns = info ? info->mtime_ns : 0;
 	l->n++;
 	return 0;
 }
@@ -455,6 +457,214 @@ static int s3_get_bytes(struct sfs_backend *b, const char *key, void **buf, size
 
 /* ---- staging ---- */
 
+/* ---- staging cache <-> bucket at mount ---- */
+
+static int cmp_obj(const void *a, const void *b)
+{
+	return strcmp(((const struct obj *)a)->key, ((const struct obj *)b)->key);
+}
+
+struct reconcile {
+	struct s3_backend *s;
+	struct objlist remote; /* every staged object, sorted by key */
+	char *seen;	       /* remote[i] has a local file */
+	size_t base_len;       /* strlen of "<prefix>_staging/" */
+	int uploaded, downloaded;
+};
+
+/*
+ * A local staged file whose object is missing, of another size, or older was
+ * written before a crash and never stored: store it now (resume).
+ */
+static int reconcile_file(struct reconcile *r, int dfd, const char *name, const char *rel,
+			  const struct stat *st)
+{
+	char *key = staged_key(r->s, rel);
+	int rc = 0;
+
+	if (!key)
+		return -ENOMEM;
+	struct obj want = {.key = key};
+	struct obj *o = bsearch(&want, r->remote.v, r->remote.n, sizeof(*o), cmp_obj);
+	int64_t mt = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+	if (o)
+		r->seen[o - r->remote.v] = 1;
+	/* LastModified has 1 s resolution: allow 2 s before calling the local copy newer */
+	if (!o || o->size != (uint64_t)st->st_size || mt > o->mtime_ns + 2000000000LL) {
+		int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		rc = fd < 0 ? -errno : sfs_s3_put_fd(r->s->c, key, fd, (uint64_t)st->st_size, NULL);
+		if (fd >= 0)
+			close(fd);
+		if (rc == 0) {
+			r->uploaded++;
+			sfs_log(LOG_NOTICE, "s3: stored staged '%s' that was not uploaded before",
+				rel);
+		}
+	}
+	free(key);
+	return rc;
+}
+
+static int reconcile_dir(struct reconcile *r, int dfd, const char *rel, int depth)
+{
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *e;
+	int rc = 0;
+
+	if (!d) {
+		rc = -errno;
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	while (!rc && (e = readdir(d)) != NULL) {
+		struct stat st;
+		char *sub = NULL;
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+		    fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		sub = rel[0] ? join(rel, "/", e->d_name) : strdup(e->d_name);
+		if (!sub) {
+			rc = -ENOMEM;
+			break;
+		}
+		if (S_ISDIR(st.st_mode) && depth < 256) {
+			int cfd = openat(fd, e->d_name,
+					 O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			rc = cfd < 0 ? -errno : reconcile_dir(r, cfd, sub, depth + 1);
+			if (cfd >= 0)
+				close(cfd);
+		} else if (S_ISREG(st.st_mode)) {
+			rc = reconcile_file(r, fd, e->d_name, sub, &st);
+		}
+		free(sub);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* A key suffix we may turn into a local path: no empty, "." or ".." segment. */
+static int safe_rel(const char *rel)
+{
+	if (!rel[0])
+		return 0;
+	for (const char *p = rel; *p;) {
+		size_t n = strcspn(p, "/");
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return 0;
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	return 1;
+}
+
+/* A staged object with no local copy (another host, a lost cache): fetch it. */
+static int download(struct s3_backend *s, const struct obj *o, const char *rel)
+{
+	char *path = join(s->staging_dir, "/", rel), *tmp = NULL;
+	char *buf = NULL;
+	int fd = -1, rc = 0;
+	const size_t chunk = 8u << 20;
+
+	if (!path || asprintf(&tmp, "%s.stagefs-download", path) < 0) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	*strrchr(path, '/') = '\0';
+	rc = sfs_mkdir_p(path, 0755, 1);
+	*(path + strlen(path)) = '/';
+	if (rc)
+		goto out;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	buf = malloc(chunk);
+	if (fd < 0 || !buf) {
+		rc = fd < 0 ? -errno : -ENOMEM;
+		goto out;
+	}
+	for (uint64_t off = 0; off < o->size;) {
+		ssize_t n = sfs_s3_get_range(s->c, o->key, off, buf, chunk);
+		if (n <= 0) {
+			rc = n < 0 ? (int)n : -EIO;
+			goto out;
+		}
+		for (ssize_t w = 0; w < n;) {
+			ssize_t k =
+				pwrite(fd, buf + w, (size_t)(n - w), (off_t)(off + (uint64_t)w));
+			if (k < 0) {
+				rc = -errno;
+				goto out;
+			}
+			w += k;
+		}
+		off += (uint64_t)n;
+	}
+	if (fsync(fd) < 0 || rename(tmp, path) < 0)
+		rc = -errno;
+	/* keep the object's time so the next mount does not upload it again */
+	struct timespec ts[2] = {
+		{.tv_nsec = UTIME_OMIT},
+		{.tv_sec = o->mtime_ns / 1000000000LL, .tv_nsec = o->mtime_ns % 1000000000LL}};
+	if (!rc && o->mtime_ns)
+		(void)utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
+out:
+	if (fd >= 0) {
+		close(fd);
+		if (rc)
+			unlink(tmp);
+	}
+	free(buf);
+	free(tmp);
+	free(path);
+	return rc;
+}
+
+/*
+ * Make the local staging cache and the bucket's _staging/ agree: files written
+ * before a crash and never uploaded are uploaded (resume), staged objects with
+ * no local copy (another workstation, a lost cache) are downloaded.  One
+ * listing of _staging/ plus the transfers that are needed.
+ */
+static int reconcile(struct s3_backend *s)
+{
+	struct reconcile r = {.s = s};
+	char *base = staged_key(s, "");
+	int rc;
+
+	if (!base)
+		return -ENOMEM;
+	r.base_len = strlen(base);
+	rc = sfs_s3_list(s->c, base, NULL, 0, 0, collect_cb, &r.remote);
+	if (!rc) {
+		qsort(r.remote.v, r.remote.n, sizeof(*r.remote.v), cmp_obj);
+		r.seen = calloc(r.remote.n + 1, 1);
+		rc = r.seen ? 0 : -ENOMEM;
+	}
+	int dfd = rc ? -1 : open(s->staging_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (!rc && dfd < 0)
+		rc = -errno;
+	if (!rc)
+		rc = reconcile_dir(&r, dfd, "", 0);
+	if (dfd >= 0)
+		close(dfd);
+	for (size_t i = 0; !rc && i < r.remote.n; i++) {
+		const char *rel = r.remote.v[i].key + r.base_len;
+		if (r.seen[i] || !safe_rel(rel))
+			continue;
+		rc = download(s, &r.remote.v[i], rel);
+		if (!rc)
+			r.downloaded++;
+	}
+	if (r.uploaded || r.downloaded)
+		sfs_log(LOG_NOTICE, "s3: staging reconciled: %d uploaded, %d downloaded",
+			r.uploaded, r.downloaded);
+	free(r.seen);
+	objlist_release(&r.remote);
+	free(base);
+	return rc;
+}
+
 static int s3_staging_dir(struct sfs_backend *b)
 {
 	struct s3_backend *s = S3(b);
@@ -463,6 +673,13 @@ static int s3_staging_dir(struct sfs_backend *b)
 
 	if (rc)
 		return S3_ERR(rc, "cannot create '%s': %s", s->staging_dir, strerror(-rc));
+	if (!s->read_only) {
+		rc = reconcile(s);
+		if (rc)
+			return S3_ERR(rc,
+				      "cannot reconcile the staging cache '%s' with the bucket: %s",
+				      s->staging_dir, strerror(-rc));
+	}
 	fd = open(s->staging_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
