@@ -9,6 +9,7 @@
 #   remount [-o opts...]    unmount_fs + mount_fs on the same store and index
 #   kill_daemon             SIGKILL the daemon + fusermount3 -uz (crash tests)
 #   bg_start CMD...         run a helper in the background; killed (by pid) at exit
+#   at_exit CMD             run CMD (eval'd) at exit, after the unmount (e.g. umount a tmpfs)
 #   ok DESC / fail DESC [DETAIL] / skip DESC
 #   check DESC CMD...       ok when CMD exits 0
 #   check_eq DESC WANT GOT
@@ -214,6 +215,10 @@ kill_daemon() {
 	return 0
 }
 
+AT_EXIT=
+at_exit() { AT_EXIT="$AT_EXIT
+$1"; }
+
 # bg_start CMD...: a background helper, killed at exit; its pid in $BG_PID
 bg_start() {
 	"$@" &
@@ -239,6 +244,7 @@ _cleanup() {
 			_say "--- daemon log (last 30 lines) ---"
 			tail -n 30 "$T/daemon.log"
 		fi
+		[ -n "$AT_EXIT" ] && eval "$AT_EXIT"
 		[ -n "$S3_DIR" ] && bash "$REPO_ROOT/scripts/s3-server" stop "$S3_DIR" >/dev/null 2>&1
 		is_mounted || rm -rf "$T"
 	fi
