@@ -485,7 +485,8 @@ static int reconcile_file(struct reconcile *r, int dfd, const char *name, const 
 	if (!key)
 		return -ENOMEM;
 	struct obj want = {.key = key};
-	struct obj *o = bsearch(&want, r->remote.v, r->remote.n, sizeof(*o), cmp_obj);
+	struct obj *o =
+		r->remote.n ? bsearch(&want, r->remote.v, r->remote.n, sizeof(*o), cmp_obj) : NULL;
 	int64_t mt = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
 	if (o)
 		r->seen[o - r->remote.v] = 1;
@@ -637,7 +638,8 @@ static int reconcile(struct s3_backend *s)
 	r.base_len = strlen(base);
 	rc = sfs_s3_list(s->c, base, NULL, 0, 0, collect_cb, &r.remote);
 	if (!rc) {
-		qsort(r.remote.v, r.remote.n, sizeof(*r.remote.v), cmp_obj);
+		if (r.remote.n) /* qsort/bsearch take no NULL array, even empty */
+			qsort(r.remote.v, r.remote.n, sizeof(*r.remote.v), cmp_obj);
 		r.seen = calloc(r.remote.n + 1, 1);
 		rc = r.seen ? 0 : -ENOMEM;
 	}
