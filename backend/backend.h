@@ -39,6 +39,14 @@ struct sfs_bstat {
 /* list callback: name is one path segment; return non-zero to stop (returned by list). */
 typedef int (*sfs_list_cb)(void *arg, const char *name, const struct sfs_bstat *st);
 
+/*
+ * xattrs on files of a local staging cache (backends whose staging dir is a
+ * cache of the store): the bytes were stored ("<size> <mtime_ns>" when it
+ * happened), and the local bytes were given up (holes; fetch before use).
+ */
+#define SFS_XATTR_UPLOADED "user.stagefs.uploaded"
+#define SFS_XATTR_EVICTED  "user.stagefs.evicted"
+
 /* flags for put/promote */
 #define SFS_NOREPLACE 0x1 /* fail with -EEXIST when the destination exists */
 #define SFS_KEEP_SOURCE \
@@ -71,6 +79,12 @@ struct sfs_backend_ops {
 	 * or dedup), also by recovery before the mount exists.
 	 */
 	int (*staged_remove)(struct sfs_backend *b, const char *rel);
+	/*
+	 * Write the stored bytes of staged file rel into fd (from offset 0) and
+	 * fsync it: brings back a file the local cache had evicted.  -ENOENT if
+	 * the store has no such object.
+	 */
+	int (*staged_fetch)(struct sfs_backend *b, const char *rel, int fd);
 
 	/* Object namespace (canonical objects, snapshots, markers). */
 	int (*stat)(struct sfs_backend *b, const char *key, struct sfs_bstat *st);
@@ -130,6 +144,7 @@ static inline int sfs_backend_staging_dir(struct sfs_backend *b)
 #define sfs_backend_staged_unlink(b, ...) SFS_BCALL(b, staged_unlink, __VA_ARGS__)
 #define sfs_backend_staged_rename(b, ...) SFS_BCALL(b, staged_rename, __VA_ARGS__)
 #define sfs_backend_staged_remove(b, ...) SFS_BCALL(b, staged_remove, __VA_ARGS__)
+#define sfs_backend_staged_fetch(b, ...)  SFS_BCALL(b, staged_fetch, __VA_ARGS__)
 #define sfs_backend_stat(b, ...)	  SFS_BCALL(b, stat, __VA_ARGS__)
 #define sfs_backend_list(b, ...)	  SFS_BCALL(b, list, __VA_ARGS__)
 #define sfs_backend_open_obj(b, ...)	  SFS_BCALL(b, open, __VA_ARGS__)

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #define FORMAT_KEY     ".stagefs/format"
@@ -490,6 +491,14 @@ static int reconcile_file(struct reconcile *r, int dfd, const char *name, const 
 	int64_t mt = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
 	if (o)
 		r->seen[o - r->remote.v] = 1;
+	int efd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int evicted = efd >= 0 && fgetxattr(efd, SFS_XATTR_EVICTED, NULL, 0) >= 0;
+	if (efd >= 0)
+		close(efd);
+	if (evicted) { /* its bytes are in the store only: nothing to upload */
+		free(key);
+		return 0;
+	}
 	/* LastModified has 1 s resolution: allow 2 s before calling the local copy newer */
 	if (!o || o->size != (uint64_t)st->st_size || mt > o->mtime_ns + 2000000000LL) {
 		int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -561,13 +570,42 @@ static int safe_rel(const char *rel)
 	return 1;
 }
 
+/* GET object key (size bytes) into fd from offset 0. */
+static int fetch_into(struct s3_backend *s, const char *key, uint64_t size, int fd)
+{
+	const size_t chunk = 8u << 20;
+	char *buf = malloc(chunk);
+	int rc = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (uint64_t off = 0; !rc && off < size;) {
+		ssize_t n = sfs_s3_get_range(s->c, key, off, buf, chunk);
+		if (n <= 0) {
+			rc = n < 0 ? (int)n : -EIO;
+			break;
+		}
+		for (ssize_t w = 0; !rc && w < n;) {
+			ssize_t k =
+				pwrite(fd, buf + w, (size_t)(n - w), (off_t)(off + (uint64_t)w));
+			if (k < 0)
+				rc = -errno;
+			else
+				w += k;
+		}
+		off += (uint64_t)n;
+	}
+	free(buf);
+	if (!rc && fsync(fd) < 0)
+		rc = -errno;
+	return rc;
+}
+
 /* A staged object with no local copy (another host, a lost cache): fetch it. */
 static int download(struct s3_backend *s, const struct obj *o, const char *rel)
 {
 	char *path = join(s->staging_dir, "/", rel), *tmp = NULL;
-	char *buf = NULL;
 	int fd = -1, rc = 0;
-	const size_t chunk = 8u << 20;
 
 	if (!path || asprintf(&tmp, "%s.stagefs-download", path) < 0) {
 		rc = -ENOMEM;
@@ -579,29 +617,12 @@ static int download(struct s3_backend *s, const struct obj *o, const char *rel)
 	if (rc)
 		goto out;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	buf = malloc(chunk);
-	if (fd < 0 || !buf) {
-		rc = fd < 0 ? -errno : -ENOMEM;
+	if (fd < 0) {
+		rc = -errno;
 		goto out;
 	}
-	for (uint64_t off = 0; off < o->size;) {
-		ssize_t n = sfs_s3_get_range(s->c, o->key, off, buf, chunk);
-		if (n <= 0) {
-			rc = n < 0 ? (int)n : -EIO;
-			goto out;
-		}
-		for (ssize_t w = 0; w < n;) {
-			ssize_t k =
-				pwrite(fd, buf + w, (size_t)(n - w), (off_t)(off + (uint64_t)w));
-			if (k < 0) {
-				rc = -errno;
-				goto out;
-			}
-			w += k;
-		}
-		off += (uint64_t)n;
-	}
-	if (fsync(fd) < 0 || rename(tmp, path) < 0)
+	rc = fetch_into(s, o->key, o->size, fd);
+	if (!rc && rename(tmp, path) < 0)
 		rc = -errno;
 	/* keep the object's time so the next mount does not upload it again */
 	struct timespec ts[2] = {
@@ -615,9 +636,24 @@ out:
 		if (rc)
 			unlink(tmp);
 	}
-	free(buf);
 	free(tmp);
 	free(path);
+	return rc;
+}
+
+static int s3_staged_fetch(struct sfs_backend *b, const char *rel, int fd)
+{
+	struct s3_backend *s = S3(b);
+	struct sfs_s3_objinfo info;
+	char *key = staged_key(s, rel);
+	int rc;
+
+	if (!key)
+		return -ENOMEM;
+	rc = sfs_s3_head(s->c, key, &info);
+	if (!rc)
+		rc = fetch_into(s, key, info.size, fd);
+	free(key);
 	return rc;
 }
 
@@ -1023,6 +1059,7 @@ static const struct sfs_backend_ops s3_ops = {
 	.staged_sync = s3_staged_sync,
 	.staged_unlink = s3_staged_unlink,
 	.staged_remove = s3_staged_remove,
+	.staged_fetch = s3_staged_fetch,
 	.staged_rename = s3_staged_rename,
 	.stat = s3_stat,
 	.list = s3_list,

@@ -207,8 +207,8 @@ static int digest_from_writes(struct sfs_fs *fs, struct sfs_inode *entry, struct
 }
 
 /* MD5 of the staged file at dirfd/rel: from the write-time digest when it still holds. */
-static int digest_file(struct sfs_fs *fs, struct sfs_inode *in, int efd, int rootfd,
-		       struct centry *e, uint64_t *done, uint64_t total)
+static int digest_file(struct sfs_fs *fs, struct sfs_inode *in, const char *entry_rel, int efd,
+		       int rootfd, struct centry *e, uint64_t *done, uint64_t total)
 {
 	char hint[80];
 	int fd;
@@ -234,6 +234,18 @@ static int digest_file(struct sfs_fs *fs, struct sfs_inode *in, int efd, int roo
 		goto out;
 	}
 	ssize_t hn = fgetxattr(fd, XATTR_HINT, hint, sizeof(hint) - 1);
+	if (hn <= 33 && sfs_cache_active(fs) && fgetxattr(fd, SFS_XATTR_EVICTED, NULL, 0) >= 0) {
+		/* the bytes are in the store only: bring them back to read them */
+		char *full = NULL;
+		if (asprintf(&full, "%s%s%s", entry_rel, e->rel[0] ? "/" : "", e->rel) < 0) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		rc = sfs_cache_present_rel(fs, full);
+		free(full);
+		if (rc)
+			goto out;
+	}
 	if (hn > 33) {
 		hint[hn] = '\0';
 		unsigned long long sz = strtoull(hint + 33, NULL, 10);
@@ -693,8 +705,8 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_
 	sfs_inode_set_status(in, "committing 0/%llu", (unsigned long long)c->w.bytes);
 	for (size_t i = 0; !rc && i < c->w.n; i++)
 		if (!c->w.v[i].is_dir)
-			rc = digest_file(fs, in, c->efd >= 0 ? c->efd : in->fd, rootfd, &c->w.v[i],
-					 &done, c->w.bytes);
+			rc = digest_file(fs, in, c->rel, c->efd >= 0 ? c->efd : in->fd, rootfd,
+					 &c->w.v[i], &done, c->w.bytes);
 	if (rc)
 		goto out;
 	if (c->is_dir) {

@@ -31,6 +31,7 @@
 
 enum sfs_ikind { SFS_IK_ROOT, SFS_IK_STAGING, SFS_IK_CANON, SFS_IK_RECEIPTS, SFS_IK_RECEIPT };
 
+#include "fs/cache.h"
 #include "fs/hasher.h"
 
 struct sfs_inode {
@@ -81,6 +82,13 @@ struct sfs_fs {
 	struct sfs_inode lru; /* list head; protected by lock */
 	size_t nstaging;      /* protected by lock */
 	size_t reclaim_high, reclaim_low;
+	/* bound of a local staging cache (fs/cache.c); cache_limit 0 = none */
+	uint64_t cache_limit;
+	uint64_t cache_used; /* protected by cache_mutex */
+	pthread_mutex_t cache_mutex;
+	pthread_mutex_t fetch_mutex; /* one restore of an evicted file at a time */
+	pthread_rwlock_t evict_lock; /* write: an eviction pass; read: opens, fetches */
+	int cache_ready;
 	/* invalidations are sent from their own thread (never from a request handler) */
 	pthread_t notifier;
 	pthread_mutex_t nlock;

@@ -370,6 +370,16 @@ void sfs_hasher_stop(void)
 	pthread_mutex_unlock(&hq_lock);
 }
 
+int sfs_hjob_pending(struct sfs_hjob *j)
+{
+	if (!j)
+		return 0;
+	pthread_mutex_lock(&j->lock);
+	int p = j->valid && !j->have_hex;
+	pthread_mutex_unlock(&j->lock);
+	return p;
+}
+
 int sfs_hjob_result(struct sfs_hjob *j, char hex[33])
 {
 	if (!j)

@@ -42,6 +42,9 @@ void sfs_hjob_post_write(struct sfs_hjob *j, uint64_t off, uint64_t n);
 /* The last writer closed the file; size = its size then. */
 void sfs_hjob_closed(struct sfs_hjob *j, uint64_t size);
 
+/* 1 while the job still has bytes to read (its file must keep them). */
+int sfs_hjob_pending(struct sfs_hjob *j);
+
 /*
  * The digest: 0 and hex filled when every byte of the closed file was hashed
  * in order (finishing the work on this thread if needed); -ENODATA when the

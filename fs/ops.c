@@ -650,10 +650,16 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			errno = EBUSY;
 			goto err;
 		}
+		rc = sfs_cache_lock_present(fs, in, attr->st_size == 0);
+		if (rc) {
+			errno = -rc;
+			goto err;
+		}
 		if (fi)
 			rc = ftruncate((int)fi->fh, attr->st_size);
 		else
 			rc = truncate(proc, attr->st_size);
+		sfs_cache_unlock(fs);
 		if (rc < 0)
 			goto err;
 		if (attr->st_size == 0)
@@ -818,12 +824,17 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	if (!rc && uploads_on_close(fs)) {
 		/* the store has no links: the new name is an object of its own */
 		char *prel = NULL, *rel = NULL;
-		int fd = open(proc, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0 && sfs_fs_staging_rel(fs, p, &prel) == 0 &&
-		    (rel = join_key(prel, newname)) != NULL)
-			rc = sfs_backend_staged_sync(fs->be, rel, fd, 0);
-		else
-			rc = fd < 0 ? -errno : -ENOMEM;
+		int fd = -1;
+		rc = sfs_cache_lock_present(fs, in, 0);
+		if (!rc) {
+			fd = open(proc, O_RDONLY | O_CLOEXEC);
+			if (fd >= 0 && sfs_fs_staging_rel(fs, p, &prel) == 0 &&
+			    (rel = join_key(prel, newname)) != NULL)
+				rc = sfs_backend_staged_sync(fs->be, rel, fd, 0);
+			else
+				rc = fd < 0 ? -errno : -ENOMEM;
+			sfs_cache_unlock(fs);
+		}
 		if (rc) {
 			sfs_log(LOG_ERR, "cannot store staged link '%s': %s", newname,
 				strerror(-rc));
@@ -1038,21 +1049,28 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			break;
 		}
 		procname(in, proc, sizeof(proc));
+		/* evicted bytes come back before anyone reads them */
+		rc = sfs_cache_lock_present(fs, in, (fi->flags & O_TRUNC) != 0);
+		if (rc)
+			break;
 		int fd = open(proc, open_flags(fi->flags));
 		if (fd < 0) {
 			rc = -errno;
+			sfs_cache_unlock(fs);
 			break;
 		}
 		if (is_write(fi->flags)) {
 			rc = writer_enter(fs, in, fd, fi->flags);
 			if (rc) {
 				close(fd);
+				sfs_cache_unlock(fs);
 				break;
 			}
 		}
 		pthread_mutex_lock(&fs->lock);
 		in->opens++;
 		pthread_mutex_unlock(&fs->lock);
+		sfs_cache_unlock(fs); /* counted as open: no eviction from here on */
 		fi->fh = (uint64_t)fd;
 		fi->keep_cache = 1; /* we are the only writer of the staging tree */
 		fi->noflush = !uploads_on_close(fs); /* FLUSH has nothing to do */
@@ -1104,6 +1122,20 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 
 	if (rc)
 		goto err;
+	if (sfs_cache_active(fs) && !(fi->flags & (O_EXCL | O_TRUNC)) &&
+	    faccessat(p->fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		/* O_CREAT on an existing file that the cache may have evicted */
+		char *prel = NULL, *rel = NULL;
+		rc = sfs_fs_staging_rel(fs, p, &prel);
+		if (!rc) {
+			rel = join_key(prel, name);
+			rc = rel ? sfs_cache_present_rel(fs, rel) : -ENOMEM;
+		}
+		free(prel);
+		free(rel);
+		if (rc)
+			goto err;
+	}
 	fd = openat(p->fd, name, open_flags(fi->flags) | O_CREAT, mode);
 	if (fd < 0) {
 		rc = -errno;
@@ -1184,6 +1216,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+	int grc = sfs_cache_grow(fs, (int)fi->fh, off, size);
+	if (grc) {
+		fuse_reply_err(req, -grc);
+		return;
+	}
 	struct sfs_hjob *j = sfs_inode_hjob(in);
 	sfs_hjob_pre_write(j, (uint64_t)off, size);
 	while (done < size) {
@@ -1226,6 +1263,8 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = sfs_backend_staged_sync(fs->be, rel, (int)fi->fh, 0);
 		if (rc)
 			sfs_log(LOG_ERR, "cannot store staged '%s': %s", rel, strerror(-rc));
+		else
+			sfs_cache_stored(fs, (int)fi->fh);
 	}
 	free(rel);
 	fuse_reply_err(req, -rc);
@@ -1274,6 +1313,8 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 		rc = sfs_fs_staging_rel(fs, in, &rel);
 		if (!rc)
 			rc = sfs_backend_staged_sync(fs->be, rel, (int)fi->fh, 1);
+		if (!rc)
+			sfs_cache_stored(fs, (int)fi->fh);
 		free(rel);
 	}
 	fuse_reply_err(req, -rc);
@@ -1907,6 +1948,9 @@ int sfs_fs_init(struct sfs_fs *fs, struct sfs_config *cfg, struct sfs_backend *b
 	fs->staging->type = S_IFDIR;
 	fs->staging->depth = 0;
 	fs->staging->nlookup = UINT64_MAX;
+	rc = sfs_cache_init(fs);
+	if (rc)
+		return rc;
 	rc = pin_canon_root(fs, cfg->schema_prefix ? cfg->schema_prefix : "_schema");
 	if (!rc)
 		rc = pin_canon_root(fs, cfg->hash_prefix ? cfg->hash_prefix : "_hash");
@@ -1916,6 +1960,7 @@ int sfs_fs_init(struct sfs_fs *fs, struct sfs_config *cfg, struct sfs_backend *b
 void sfs_fs_release(struct sfs_fs *fs)
 {
 	sfs_fs_stop_notifier(fs);
+	sfs_cache_release(fs);
 	for (size_t i = 0; i < fs->table_size; i++) {
 		struct sfs_inode *in = fs->table[i], *next;
 		for (; in; in = next) {

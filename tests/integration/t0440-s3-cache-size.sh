@@ -1,0 +1,58 @@
+#!/bin/bash
+# cache_size bounds the local staging cache of the s3 backend: stored, closed
+# files are evicted (their bytes stay in the bucket, their size and times in the
+# listing) and come back when opened; a writer that alone overflows the cache
+# gets ENOSPC; nothing is lost.
+. "$(dirname "$0")/lib.sh"
+
+if [ "$BACKEND" != s3 ]; then
+	skip "s3 backend only"
+	exit 77
+fi
+mount_fs -o cache_size=8M || exit 1
+D=$S/lab/cache
+check "mkdir" mkdir -p "$D"
+CACHE=$(find "$T/cache" -type d -name _staging | head -1)
+check "the staging cache exists" test -d "$CACHE"
+for f in a b c d; do
+	head -c $((5 << 20)) /dev/urandom >"$T/$f.ref"
+	check "write $f (5 MiB, closed)" cp "$T/$f.ref" "$D/$f.bin"
+done
+used=$(du -s --block-size=1 "$CACHE" | cut -f1)
+check "the cache stays near 8 MiB after 20 MiB staged (uses $used bytes)" test "$used" -le $((10 << 20))
+evicted=$(getfattr -d -m user.stagefs.evicted -R "$CACHE" 2>/dev/null | grep -c '^# file:')
+check "some files were evicted ($evicted)" test "$evicted" -ge 2
+check_eq "listing sizes stay exact" "5242880 5242880 5242880 5242880" \
+	"$(stat -c %s "$D/a.bin" "$D/b.bin" "$D/c.bin" "$D/d.bin" | xargs)"
+# commit a file while it is evicted: its digest was computed while it was written
+check "a.bin is evicted" getfattr -n user.stagefs.evicted "$CACHE/lab/cache/a.bin"
+check_eq "commit an evicted file" OK "$(commit "$D/a.bin" '{"field":"raw","key":{"id":1},"token":"evictTOK"}')"
+check "its canonical bytes" cmp "$T/a.ref" "$MNT/_schema/lab/cache/id=1/raw_evictTOK.bin"
+for f in b c d; do
+	check "$f reads back (fetched if evicted)" cmp "$T/$f.ref" "$D/$f.bin"
+done
+
+out=$($PY - "$D/huge.bin" <<'PYEOF'
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o644)
+try:
+    for _ in range(12):
+        os.write(fd, b"y" * (1 << 20))
+    print("no error")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+finally:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+PYEOF
+)
+check_eq "a 12 MiB file written in one open gets ENOSPC" ENOSPC "$out"
+check "remove it" rm -f "$D/huge.bin"
+for f in b c d; do
+	check "$f still intact" cmp "$T/$f.ref" "$D/$f.bin"
+done
+check "and in the bucket" cmp "$T/d.ref" "$(sobj _staging/lab/cache/d.bin)"
+remount -o cache_size=8M || exit 1
+check "after a remount an evicted file still reads back" cmp "$T/b.ref" "$D/b.bin"
