@@ -81,7 +81,8 @@ struct sfs_fs {
 	 */
 	struct sfs_inode lru; /* list head; protected by lock */
 	size_t nstaging;      /* protected by lock */
-	size_t reclaim_high, reclaim_low;
+	size_t reclaim_high, reclaim_low, reclaim_hard;
+	pthread_cond_t reclaim_cond; /* nstaging fell to reclaim_hard; waited on with lock */
 	/* bound of a local staging cache (fs/cache.c); cache_limit 0 = none */
 	uint64_t cache_limit;
 	uint64_t cache_used; /* protected by cache_mutex */

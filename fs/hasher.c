@@ -15,6 +15,9 @@
 
 #define CHUNK	  (1u << 20)
 #define MAX_EXTRA 4096 /* out-of-order ranges kept before giving up */
+/* jobs that may keep a descriptor while waiting for the idle-time hasher */
+#define MAX_FD_JOBS 64
+static int fd_jobs; /* jobs holding rfd; atomic */
 
 struct range {
 	uint64_t off, end;
@@ -67,6 +70,7 @@ struct sfs_hjob *sfs_hjob_new(int rfd)
 		free(j);
 		return NULL;
 	}
+	__atomic_add_fetch(&fd_jobs, 1, __ATOMIC_RELAXED);
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_cond_init(&j->cond, NULL);
 	j->refs = 1;
@@ -95,8 +99,10 @@ void sfs_hjob_put(struct sfs_hjob *j)
 	if (!last)
 		return;
 	sfs_md5_release(&j->md5);
-	if (j->rfd >= 0)
+	if (j->rfd >= 0) {
 		close(j->rfd);
+		__atomic_sub_fetch(&fd_jobs, 1, __ATOMIC_RELAXED);
+	}
 	free(j->extra);
 	pthread_mutex_destroy(&j->lock);
 	pthread_cond_destroy(&j->cond);
@@ -109,6 +115,7 @@ static void drop_fd_locked(struct sfs_hjob *j)
 	if (j->rfd >= 0 && !j->active) {
 		close(j->rfd);
 		j->rfd = -1;
+		__atomic_sub_fetch(&fd_jobs, 1, __ATOMIC_RELAXED);
 	}
 }
 
@@ -229,6 +236,8 @@ out:
 		enqueue(j);
 }
 
+static void run(struct sfs_hjob *j, int until_done);
+
 void sfs_hjob_closed(struct sfs_hjob *j, uint64_t size)
 {
 	if (!j)
@@ -239,7 +248,10 @@ void sfs_hjob_closed(struct sfs_hjob *j, uint64_t size)
 	if (j->prefix != size || j->nextra)
 		invalidate_locked(j); /* holes or bytes we never saw written */
 	pthread_mutex_unlock(&j->lock);
-	enqueue(j);
+	if (__atomic_load_n(&fd_jobs, __ATOMIC_RELAXED) > MAX_FD_JOBS)
+		run(j, 1); /* the idle-time hasher is behind: finish here, freeing the descriptor */
+	else
+		enqueue(j);
 }
 
 /*

@@ -126,6 +126,8 @@ static void lru_unlink_locked(struct sfs_fs *fs, struct sfs_inode *in)
 	in->lru_next->lru_prev = in->lru_prev;
 	in->lru_prev = in->lru_next = NULL;
 	fs->nstaging--;
+	if (fs->nstaging <= fs->reclaim_hard)
+		pthread_cond_broadcast(&fs->reclaim_cond);
 }
 
 static void lru_front_locked(struct sfs_fs *fs, struct sfs_inode *in)
@@ -212,6 +214,21 @@ static struct sfs_inode *intern(struct sfs_fs *fs, struct sfs_inode *fresh)
 	if (fresh->kind == SFS_IK_STAGING) {
 		lru_front_locked(fs, fresh);
 		reclaim_locked(fs);
+		/*
+		 * Backpressure: reclaim is asynchronous (the kernel's FORGETs free
+		 * the descriptors), so a fast writer can outrun it.  Past the hard
+		 * mark, wait (at most 0.5 s) for FORGETs handled by other workers.
+		 */
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 500000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (fs->nstaging > fs->reclaim_hard &&
+		       pthread_cond_timedwait(&fs->reclaim_cond, &fs->lock, &until) == 0)
+			;
 	}
 	pthread_mutex_unlock(&fs->lock);
 	return fresh;
@@ -1920,8 +1937,11 @@ int sfs_fs_init(struct sfs_fs *fs, struct sfs_config *cfg, struct sfs_backend *b
 	fs->lru.lru_next = fs->lru.lru_prev = &fs->lru;
 	struct rlimit rl;
 	size_t lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (size_t)rl.rlim_cur : 1024;
-	fs->reclaim_high = lim / 2 > 128 ? lim / 2 : 128; /* the rest: open files, sockets */
-	fs->reclaim_low = fs->reclaim_high * 3 / 4;
+	/* start reclaiming at a quarter of the limit; make lookups wait past three quarters */
+	fs->reclaim_high = lim / 4 > 64 ? lim / 4 : 64;
+	fs->reclaim_low = fs->reclaim_high / 2;
+	fs->reclaim_hard = lim * 3 / 4 > 128 ? lim * 3 / 4 : 128;
+	pthread_cond_init(&fs->reclaim_cond, NULL);
 	fs->root.kind = SFS_IK_ROOT;
 	fs->root.fd = -1;
 	pthread_mutex_init(&fs->root.hlock, NULL);
@@ -1961,6 +1981,7 @@ void sfs_fs_release(struct sfs_fs *fs)
 {
 	sfs_fs_stop_notifier(fs);
 	sfs_cache_release(fs);
+	pthread_cond_destroy(&fs->reclaim_cond);
 	for (size_t i = 0; i < fs->table_size; i++) {
 		struct sfs_inode *in = fs->table[i], *next;
 		for (; in; in = next) {
