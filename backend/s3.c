@@ -515,43 +515,10 @@ static int reconcile_file(struct reconcile *r, int dfd, const char *name, const 
 	return rc;
 }
 
-static int reconcile_dir(struct reconcile *r, int dfd, const char *rel, int depth)
+static int reconcile_cb(void *arg, int dirfd, const char *name, const char *rel,
+			const struct stat *st)
 {
-	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *e;
-	int rc = 0;
-
-	if (!d) {
-		rc = -errno;
-		if (fd >= 0)
-			close(fd);
-		return rc;
-	}
-	while (!rc && (e = readdir(d)) != NULL) {
-		struct stat st;
-		char *sub = NULL;
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-		    fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-			continue;
-		sub = rel[0] ? join(rel, "/", e->d_name) : strdup(e->d_name);
-		if (!sub) {
-			rc = -ENOMEM;
-			break;
-		}
-		if (S_ISDIR(st.st_mode) && depth < 256) {
-			int cfd = openat(fd, e->d_name,
-					 O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			rc = cfd < 0 ? -errno : reconcile_dir(r, cfd, sub, depth + 1);
-			if (cfd >= 0)
-				close(cfd);
-		} else if (S_ISREG(st.st_mode)) {
-			rc = reconcile_file(r, fd, e->d_name, sub, &st);
-		}
-		free(sub);
-	}
-	closedir(d);
-	return rc;
+	return S_ISREG(st->st_mode) ? reconcile_file(arg, dirfd, name, rel, st) : 0;
 }
 
 /* A key suffix we may turn into a local path: no empty, "." or ".." segment. */
@@ -683,7 +650,7 @@ static int reconcile(struct s3_backend *s)
 	if (!rc && dfd < 0)
 		rc = -errno;
 	if (!rc)
-		rc = reconcile_dir(&r, dfd, "", 0);
+		rc = sfs_walk(dfd, reconcile_cb, &r);
 	if (dfd >= 0)
 		close(dfd);
 	for (size_t i = 0; !rc && i < r.remote.n; i++) {

@@ -4,6 +4,7 @@
 #ifndef SFS_COMMON_FSUTIL_H
 #define SFS_COMMON_FSUTIL_H
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /*
@@ -13,5 +14,16 @@
  * Thread-safe.
  */
 int sfs_mkdir_p(const char *path, mode_t mode, int with_last) __attribute__((warn_unused_result));
+
+/*
+ * Visit every entry below directory dirfd (depth-first, at most 256 levels),
+ * never following a symlink.  cb gets the directory the entry is in (an fd
+ * valid for the call), its name, its path relative to the start ("a/b/c") and
+ * its lstat; directories are visited before their contents.  A non-zero
+ * return from cb stops the walk and is returned.  0 or -errno.
+ */
+typedef int (*sfs_walk_cb)(void *arg, int dirfd, const char *name, const char *rel,
+			   const struct stat *st);
+int sfs_walk(int dirfd, sfs_walk_cb cb, void *arg) __attribute__((warn_unused_result));
 
 #endif

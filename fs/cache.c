@@ -1,7 +1,6 @@
 /* fs/cache.c - see cache.h */
 #include "fs/cache.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "fs/fs.h"
 
@@ -53,77 +53,48 @@ static int is_clean(int fd, const struct stat *st)
 	return size == (unsigned long long)st->st_size && mt == ns_of(&st->st_mtim);
 }
 
-static int scan_dir(struct scan *sc, int dfd, const char *rel, int depth)
+static int scan_cb(void *arg, int dirfd, const char *name, const char *rel, const struct stat *st)
 {
-	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *e;
+	struct scan *sc = arg;
+	uint64_t bytes = (uint64_t)st->st_blocks * 512;
 	int rc = 0;
 
-	if (!d) {
-		rc = -errno;
-		if (fd >= 0)
-			close(fd);
-		return rc;
+	if (!S_ISREG(st->st_mode))
+		return 0;
+	sc->used += bytes;
+	if (!bytes)
+		return 0;
+	pthread_mutex_lock(&sc->fs->lock);
+	struct sfs_inode *in = sfs_fs_find_staging_locked(sc->fs, st->st_dev, st->st_ino);
+	int busy = in && (in->opens > 0 || in->writers > 0 || in->committing);
+	if (in && !busy) {
+		/* the hasher may still read a file closed a moment ago */
+		struct sfs_hjob *j = sfs_inode_hjob(in);
+		busy = sfs_hjob_pending(j);
+		sfs_hjob_put(j);
 	}
-	while (!rc && (e = readdir(d)) != NULL) {
-		struct stat st;
-		char *sub = NULL;
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-		    fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-			continue;
-		if (asprintf(&sub, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name) < 0) {
+	pthread_mutex_unlock(&sc->fs->lock);
+	int fd = busy ? -1 : openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0 && is_clean(fd, st)) {
+		if (sc->n == sc->cap) {
+			size_t ncap = sc->cap ? sc->cap * 2 : 64;
+			struct cand *nv = realloc(sc->v, ncap * sizeof(*nv));
+			if (nv) {
+				sc->v = nv;
+				sc->cap = ncap;
+			}
+		}
+		sc->v[sc->n].rel = sc->n < sc->cap ? strdup(rel) : NULL;
+		if (sc->v[sc->n].rel) {
+			sc->v[sc->n].bytes = bytes;
+			sc->v[sc->n].atime = st->st_atim;
+			sc->n++;
+		} else {
 			rc = -ENOMEM;
-			break;
 		}
-		if (S_ISDIR(st.st_mode) && depth < 256) {
-			int cfd = openat(fd, e->d_name,
-					 O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (cfd >= 0) {
-				rc = scan_dir(sc, cfd, sub, depth + 1);
-				close(cfd);
-			}
-		} else if (S_ISREG(st.st_mode)) {
-			uint64_t bytes = (uint64_t)st.st_blocks * 512;
-			sc->used += bytes;
-			int ffd = bytes ? openat(fd, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-					: -1;
-			pthread_mutex_lock(&sc->fs->lock);
-			struct sfs_inode *in =
-				sfs_fs_find_staging_locked(sc->fs, st.st_dev, st.st_ino);
-			int busy = in && (in->opens > 0 || in->writers > 0 || in->committing);
-			if (in && !busy) {
-				/* the hasher may still read a file closed a moment ago */
-				struct sfs_hjob *j = sfs_inode_hjob(in);
-				busy = sfs_hjob_pending(j);
-				sfs_hjob_put(j);
-			}
-			pthread_mutex_unlock(&sc->fs->lock);
-			if (ffd >= 0 && !busy && is_clean(ffd, &st)) {
-				if (sc->n == sc->cap) {
-					size_t ncap = sc->cap ? sc->cap * 2 : 64;
-					struct cand *nv = realloc(sc->v, ncap * sizeof(*nv));
-					if (!nv)
-						rc = -ENOMEM;
-					else {
-						sc->v = nv;
-						sc->cap = ncap;
-					}
-				}
-				if (!rc) {
-					sc->v[sc->n].rel = sub;
-					sc->v[sc->n].bytes = bytes;
-					sc->v[sc->n].atime = st.st_atim;
-					sc->n++;
-					sub = NULL;
-				}
-			}
-			if (ffd >= 0)
-				close(ffd);
-		}
-		free(sub);
 	}
-	closedir(d);
+	if (fd >= 0)
+		close(fd);
 	return rc;
 }
 
@@ -163,7 +134,7 @@ static int rescan(struct sfs_fs *fs, uint64_t low_water)
 {
 	struct scan sc = {.fs = fs};
 	int dfd = openat(fs->staging_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	int rc = dfd < 0 ? -errno : scan_dir(&sc, dfd, "", 0);
+	int rc = dfd < 0 ? -errno : sfs_walk(dfd, scan_cb, &sc);
 
 	if (dfd >= 0)
 		close(dfd);

@@ -1627,6 +1627,16 @@ static int xattr_supported(const char *name)
 	return strncmp(name, "user.", 5) == 0;
 }
 
+/* May a user set or remove xattr name on a staged entry?  0, -EOPNOTSUPP or -EPERM. */
+static int xattr_writable(const char *name)
+{
+	if (!xattr_supported(name))
+		return -EOPNOTSUPP;
+	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) == 0)
+		return -EPERM; /* our own bookkeeping */
+	return 0;
+}
+
 static void reply_xattr_value(fuse_req_t req, const char *val, size_t len, size_t size)
 {
 	if (size == 0)
@@ -1657,12 +1667,9 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if (!xattr_supported(name)) {
-		fuse_reply_err(req, EOPNOTSUPP);
-		return;
-	}
-	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) == 0) {
-		fuse_reply_err(req, EPERM);
+	rc = xattr_writable(name);
+	if (rc) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	if (is_stale(fs, in)) {
@@ -1783,12 +1790,9 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		fuse_reply_err(req, fs->read_only || in->kind == SFS_IK_CANON ? EROFS : EPERM);
 		return;
 	}
-	if (!xattr_supported(name)) {
-		fuse_reply_err(req, EOPNOTSUPP);
-		return;
-	}
-	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) == 0) {
-		fuse_reply_err(req, EPERM);
+	int rc = xattr_writable(name);
+	if (rc) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	procname(in, proc, sizeof(proc));
