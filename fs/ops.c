@@ -1941,9 +1941,9 @@ int sfs_fs_init(struct sfs_fs *fs, struct sfs_config *cfg, struct sfs_backend *b
 	fs->lru.lru_next = fs->lru.lru_prev = &fs->lru;
 	struct rlimit rl;
 	size_t lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (size_t)rl.rlim_cur : 1024;
-	/* start reclaiming at a quarter of the limit; make lookups wait past three quarters */
-	fs->reclaim_high = lim / 4 > 64 ? lim / 4 : 64;
-	fs->reclaim_low = fs->reclaim_high / 2;
+	/* reclaim past half the limit (a working set below it never churns); wait past 3/4 */
+	fs->reclaim_high = lim / 2 > 64 ? lim / 2 : 64;
+	fs->reclaim_low = fs->reclaim_high * 3 / 4;
 	fs->reclaim_hard = lim * 3 / 4 > 128 ? lim * 3 / 4 : 128;
 	pthread_cond_init(&fs->reclaim_cond, NULL);
 	fs->root.kind = SFS_IK_ROOT;
