@@ -31,7 +31,6 @@
 
 #include "common/log.h"
 
-#define XATTR_HINT	    "user.stagefs.md5"
 #define MAX_TOKEN_TRIES	    8
 #define RELEASE_GRACE_TRIES 50 /* x RELEASE_GRACE_US: how long a just-closed writer may take */
 #define RELEASE_GRACE_US    10000
@@ -233,7 +232,7 @@ static int digest_file(struct sfs_fs *fs, struct sfs_inode *in, const char *entr
 		*done += e->size;
 		goto out;
 	}
-	ssize_t hn = fgetxattr(fd, XATTR_HINT, hint, sizeof(hint) - 1);
+	ssize_t hn = fgetxattr(fd, SFS_XATTR_HINT, hint, sizeof(hint) - 1);
 	if (hn <= 33 && sfs_cache_active(fs) && fgetxattr(fd, SFS_XATTR_EVICTED, NULL, 0) >= 0) {
 		/* the bytes are in the store only: bring them back to read them */
 		char *full = NULL;

@@ -124,6 +124,12 @@ void sfs_fs_notify_drop(struct sfs_fs *fs, fuse_ino_t parent, fuse_ino_t child, 
  */
 int sfs_fs_staging_rel(struct sfs_fs *fs, struct sfs_inode *in, char **out)
 	__attribute__((warn_unused_result));
+/* The MD5 of a staged file computed while it was written: "<hex> <size>" (hidden from users). */
+#define SFS_XATTR_HINT "user.stagefs.md5"
+
+/* FNV-1a of a string: inode-table buckets and stable st_ino of virtual inodes. */
+uint64_t sfs_fs_key_hash(const char *s);
+
 /* Inode table (fs/inode.c); caller holds fs->lock.  tkey: "s:<dev>:<ino>", "c:<key>", ... */
 struct sfs_inode *sfs_fs_table_find_locked(struct sfs_fs *fs, const char *tkey);
 int sfs_fs_table_insert_locked(struct sfs_fs *fs, struct sfs_inode *in);

@@ -21,7 +21,7 @@ struct sfs_notify {
 	struct sfs_notify *next;
 };
 
-static uint64_t fnv1a(const char *s)
+uint64_t sfs_fs_key_hash(const char *s)
 {
 	uint64_t h = 1469598103934665603ULL;
 
@@ -43,7 +43,7 @@ static int table_grow(struct sfs_fs *fs)
 		struct sfs_inode *in = fs->table[i], *next;
 		for (; in; in = next) {
 			next = in->next;
-			size_t b = fnv1a(in->tkey) & (nsize - 1);
+			size_t b = sfs_fs_key_hash(in->tkey) & (nsize - 1);
 			in->next = nt[b];
 			nt[b] = in;
 		}
@@ -58,7 +58,7 @@ struct sfs_inode *sfs_fs_table_find_locked(struct sfs_fs *fs, const char *tkey)
 {
 	if (!fs->table_size)
 		return NULL;
-	for (struct sfs_inode *in = fs->table[fnv1a(tkey) & (fs->table_size - 1)]; in;
+	for (struct sfs_inode *in = fs->table[sfs_fs_key_hash(tkey) & (fs->table_size - 1)]; in;
 	     in = in->next)
 		if (strcmp(in->tkey, tkey) == 0)
 			return in;
@@ -72,7 +72,7 @@ int sfs_fs_table_insert_locked(struct sfs_fs *fs, struct sfs_inode *in)
 		if (rc)
 			return rc;
 	}
-	size_t b = fnv1a(in->tkey) & (fs->table_size - 1);
+	size_t b = sfs_fs_key_hash(in->tkey) & (fs->table_size - 1);
 	in->next = fs->table[b];
 	fs->table[b] = in;
 	fs->table_count++;
@@ -83,7 +83,7 @@ void sfs_fs_table_remove_locked(struct sfs_fs *fs, struct sfs_inode *in)
 {
 	if (!in->tkey || !fs->table_size)
 		return;
-	struct sfs_inode **p = &fs->table[fnv1a(in->tkey) & (fs->table_size - 1)];
+	struct sfs_inode **p = &fs->table[sfs_fs_key_hash(in->tkey) & (fs->table_size - 1)];
 	for (; *p; p = &(*p)->next) {
 		if (*p == in) {
 			*p = in->next;

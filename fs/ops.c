@@ -30,7 +30,6 @@
 #define XATTR_COMMIT  "user.stagefs.commit"
 #define XATTR_STATUS  "user.stagefs.status"
 #define XATTR_META    "user.stagefs.metadata"
-#define XATTR_HINT    "user.stagefs.md5"
 #define XATTR_PREFIX  "user.stagefs."
 #define RECEIPTS      ".receipts"
 #define CANON_TIMEOUT 3600.0
@@ -249,13 +248,7 @@ static void synth_dir_attr(struct stat *st, uint64_t ino, mode_t perm)
 
 static uint64_t key_ino(const char *key)
 {
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *key; key++) {
-		h ^= (unsigned char)*key;
-		h *= 1099511628211ULL;
-	}
-	return h | (1ULL << 63); /* keep clear of real inode numbers */
+	return sfs_fs_key_hash(key) | (1ULL << 63); /* keep clear of real inode numbers */
 }
 
 static void canon_attr(const struct sfs_bstat *bs, const char *key, struct stat *st)
@@ -617,7 +610,7 @@ static void hash_done(int rfd, const char *hex, uint64_t size)
 	char val[80];
 
 	snprintf(val, sizeof(val), "%s %llu", hex, (unsigned long long)size);
-	if (fsetxattr(rfd, XATTR_HINT, val, strlen(val), 0) < 0)
+	if (fsetxattr(rfd, SFS_XATTR_HINT, val, strlen(val), 0) < 0)
 		sfs_log(LOG_DEBUG, "cannot store md5 hint: %s", strerror(errno));
 }
 
@@ -683,7 +676,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			hash_reset(in);
 		else
 			hash_invalidate(in);
-		(void)removexattr(proc, XATTR_HINT); /* after the job that could store it is gone */
+		(void)removexattr(proc,
+				  SFS_XATTR_HINT); /* after the job that could store it is gone */
 	}
 	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
 		struct timespec tv[2];
@@ -1020,7 +1014,7 @@ static int writer_enter(struct sfs_fs *fs, struct sfs_inode *in, int fd, int fla
 		else
 			hash_invalidate(in); /* appending to bytes we did not see written */
 		/* the stored digest no longer describes what will be written */
-		if (fremovexattr(fd, XATTR_HINT) < 0 && errno != ENODATA && errno != ENOTSUP)
+		if (fremovexattr(fd, SFS_XATTR_HINT) < 0 && errno != ENODATA && errno != ENOTSUP)
 			sfs_log(LOG_DEBUG, "cannot drop md5 hint: %s", strerror(errno));
 	}
 	return 0;
@@ -1043,10 +1037,6 @@ static void writer_leave(struct sfs_fs *fs, struct sfs_inode *in, int fd)
 		sfs_hjob_put(j);
 	}
 }
-
-struct canon_fh {
-	struct sfs_bfile *f;
-};
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {

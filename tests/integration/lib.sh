@@ -101,6 +101,27 @@ expect_errno() {
 
 commit() { $SYSC setxattr "$1" user.stagefs.commit "$2" 2>&1; }
 
+# write_mib PATH N: create PATH and write N MiB in one open (then fsync); print "no error"
+# or the errno name of the first failure
+write_mib() {
+	$PY - "$1" "$2" <<'PYEOF'
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o644)
+try:
+    for _ in range(int(sys.argv[2])):
+        os.write(fd, b"x" * (1 << 20))
+    os.fsync(fd)
+    print("no error")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+finally:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+PYEOF
+}
+
 # json_get KEY < FILE: one member of a JSON object (strings raw, others as JSON)
 json_get() { $PY -c 'import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print(v if isinstance(v,str) else json.dumps(v))' "$1"; }
 

@@ -21,23 +21,7 @@ check "mkdir" mkdir -p "$D"
 head -c $((4 << 20)) /dev/urandom >"$T/keep.ref"
 check "a first file fits" cp "$T/keep.ref" "$D/keep.bin"
 
-out=$($PY - "$D/big.bin" <<'PYEOF'
-import errno, os, sys
-fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o644)
-try:
-    for _ in range(64):
-        os.write(fd, b"x" * (1 << 20))
-    os.fsync(fd)
-    print("no error")
-except OSError as e:
-    print(errno.errorcode[e.errno])
-finally:
-    try:
-        os.close(fd)
-    except OSError as e:
-        pass
-PYEOF
-)
+out=$(write_mib "$D/big.bin" 64)
 check_eq "the writer gets ENOSPC" ENOSPC "$out"
 check "the file written before is intact" cmp "$T/keep.ref" "$D/keep.bin"
 check "and is still in the store" cmp "$T/keep.ref" "$(sobj _staging/lab/full/keep.bin)"

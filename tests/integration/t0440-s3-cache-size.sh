@@ -32,22 +32,7 @@ for f in b c d; do
 	check "$f reads back (fetched if evicted)" cmp "$T/$f.ref" "$D/$f.bin"
 done
 
-out=$($PY - "$D/huge.bin" <<'PYEOF'
-import errno, os, sys
-fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o644)
-try:
-    for _ in range(12):
-        os.write(fd, b"y" * (1 << 20))
-    print("no error")
-except OSError as e:
-    print(errno.errorcode[e.errno])
-finally:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
-PYEOF
-)
+out=$(write_mib "$D/huge.bin" 12)
 check_eq "a 12 MiB file written in one open gets ENOSPC" ENOSPC "$out"
 check "remove it" rm -f "$D/huge.bin"
 for f in b c d; do
