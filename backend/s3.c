@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,7 @@ struct s3_backend {
 	uint64_t blocks_max;  /* bound of blocks_dir, bytes */
 	uint64_t blocks_used; /* protected by blocks_lock */
 	pthread_mutex_t blocks_lock;
-	int cond_put; /* server honours If-None-Match: * on PUT */
+	atomic_int cond_put; /* server honours If-None-Match: * (set at open; 1 -> 0 only) */
 	int read_only;
 };
 
@@ -755,7 +756,8 @@ static int fetch_into(struct s3_backend *s, const char *key, uint64_t size, int 
 	if (!buf)
 		return -ENOMEM;
 	for (uint64_t off = 0; !rc && off < size;) {
-		ssize_t n = sfs_s3_get_range(s->c, key, off, buf, chunk);
+		ssize_t n = sfs_s3_get_range(s->c, key, off, buf,
+					     size - off < chunk ? (size_t)(size - off) : chunk);
 		if (n <= 0) {
 			rc = n < 0 ? (int)n : -EIO;
 			break;
@@ -982,6 +984,7 @@ struct copy_job {
 	struct objlist *src;
 	size_t src_plen;
 	const char *dst_prefix;
+	int flags;	     /* sfs_s3_copy flags */
 	unsigned char *done; /* done[i] = 1 when copied */
 };
 
@@ -994,7 +997,7 @@ static int copy_one(void *ctx, size_t i)
 
 	if (!to)
 		return -ENOMEM;
-	rc = sfs_s3_copy(j->s->c, from, to, j->src->v[i].size);
+	rc = sfs_s3_copy(j->s->c, from, to, j->src->v[i].size, j->flags);
 	if (!rc)
 		j->done[i] = 1;
 	free(to);
@@ -1031,9 +1034,9 @@ static int gather(struct s3_backend *s, const char *from, struct objlist *l, int
  * On failure the copies already made are deleted again.
  */
 static int copy_all(struct s3_backend *s, struct objlist *l, const char *from, const char *to,
-		    int is_dir)
+		    int is_dir, int flags)
 {
-	struct copy_job j = {s, l, strlen(from), to, NULL};
+	struct copy_job j = {s, l, strlen(from), to, flags, NULL};
 	char *dst_prefix = NULL;
 	int rc;
 
@@ -1091,7 +1094,7 @@ static int s3_staged_rename(struct sfs_backend *b, const char *from, const char 
 	}
 	if (rc)
 		goto out;
-	rc = copy_all(s, &l, fk, tk, is_dir);
+	rc = copy_all(s, &l, fk, tk, is_dir, 0);
 	if (!rc)
 		rc = delete_objlist(s, &l);
 	objlist_release(&l);
@@ -1162,7 +1165,21 @@ static int s3_promote(struct sfs_backend *b, const char *staged_rel, const char 
 			goto out;
 		}
 	}
-	rc = copy_all(s, &l, from, to, is_dir);
+	/*
+	 * The HEAD above finds what exists; a conditional copy also stops another
+	 * host that creates the same key meanwhile (one file; a tree's fresh
+	 * token prefix is not raced).
+	 */
+	int cflags = (flags & SFS_NOREPLACE) && !is_dir && s->cond_put ? SFS_S3_IF_NONE_MATCH : 0;
+	rc = copy_all(s, &l, from, to, is_dir, cflags);
+	if (rc == -ENOSYS && cflags) {
+		s->cond_put = 0;
+		sfs_log(LOG_INFO,
+			"s3: '%s' does not implement If-None-Match on uploads; "
+			"no-replace uses HEAD then copy",
+			sfs_s3_client_endpoint(s->c));
+		rc = copy_all(s, &l, from, to, is_dir, 0);
+	}
 	if (rc || (flags & SFS_KEEP_SOURCE))
 		goto out; /* the caller records the copy, then calls staged_remove */
 	/* the canonical object is complete: a leftover staged object is only garbage */
@@ -1372,6 +1389,8 @@ int sfs_backend_s3_open(const struct sfs_config *cfg, struct sfs_backend **out)
 	o.part_size = env_u64("SFS_S3_PART_SIZE", 0);
 	o.multipart_threshold = env_u64("SFS_S3_MULTIPART_THRESHOLD", 0);
 	o.copy_threshold = env_u64("SFS_S3_COPY_THRESHOLD", 0);
+	o.copy_part_size = env_u64("SFS_S3_COPY_PART_SIZE", 0);
+	o.stall_timeout_s = (long)env_u64("SFS_S3_STALL_TIMEOUT_S", 0);
 	o.max_attempts = (int)env_u64("SFS_S3_MAX_ATTEMPTS", 0);
 	o.backoff_ms = (int)env_u64("SFS_S3_BACKOFF_MS", 0);
 	rc = sfs_s3_client_new(&o, &s->c);

@@ -43,6 +43,7 @@ struct sfs_s3_client {
 	uint64_t part_size;
 	uint64_t multipart_threshold;
 	uint64_t copy_threshold;
+	uint64_t copy_part_size;
 	int threads;
 
 	pthread_mutex_t pool_lock;
@@ -289,6 +290,23 @@ static size_t read_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 	return want;
 }
 
+/*
+ * libcurl rewinds the body when it must send it again within one attempt
+ * (a reused connection found closed, a 100-continue refused): without this it
+ * fails with "necessary data rewind wasn't possible".
+ */
+static int seek_cb(void *ud, curl_off_t off, int origin)
+{
+	struct req *r = ud;
+
+	if (origin != SEEK_SET)
+		return CURL_SEEKFUNC_CANTSEEK;
+	if (off < 0 || (uint64_t)off > r->body_len)
+		return CURL_SEEKFUNC_FAIL;
+	r->body_pos = (uint64_t)off;
+	return CURL_SEEKFUNC_OK;
+}
+
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct xfer *x = ud;
@@ -498,6 +516,8 @@ static int setup_request(struct sfs_s3_client *c, struct req *r, CURL *h, struct
 		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
 		curl_easy_setopt(h, CURLOPT_READFUNCTION, read_cb);
 		curl_easy_setopt(h, CURLOPT_READDATA, r);
+		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, seek_cb);
+		curl_easy_setopt(h, CURLOPT_SEEKDATA, r);
 		if (strcmp(r->method, "PUT") != 0)
 			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
 	}
@@ -771,6 +791,7 @@ int sfs_s3_client_new(const struct sfs_s3_opts *o, struct sfs_s3_client **out)
 	c->part_size = o->part_size ? o->part_size : (64ull << 20);
 	c->multipart_threshold = o->multipart_threshold ? o->multipart_threshold : c->part_size;
 	c->copy_threshold = o->copy_threshold ? o->copy_threshold : (5ull << 30);
+	c->copy_part_size = o->copy_part_size ? o->copy_part_size : (512ull << 20);
 	c->threads = o->threads > 0 ? o->threads : 4;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		rc = -EIO;
@@ -1000,6 +1021,7 @@ struct mpu {
 	uint64_t size;
 	uint64_t part_size;
 	size_t n_parts;
+	int flags; /* SFS_S3_IF_NONE_MATCH: complete only if the key does not exist */
 	char (*etags)[80];
 };
 
@@ -1081,7 +1103,14 @@ static int mpu_complete(struct mpu *m)
 	r.body_len = (uint64_t)xml_len;
 	r.resp = &body;
 	r.check_error_body = 1;
+	if (m->flags & SFS_S3_IF_NONE_MATCH) {
+		req_header(&r, "if-none-match", "*");
+		r.quiet = 1; /* 412 is an answer here, not a failure; logged below otherwise */
+	}
 	rc = perform(m->c, &r);
+	if (rc && r.quiet && rc != -EEXIST && rc != -ENOSYS)
+		sfs_log(LOG_ERR, "s3: POST '%s' ?uploadId: %s%ld %s", m->key,
+			r.status ? "HTTP " : "", r.status, r.status ? r.code : r.curl_err);
 out:
 	req_release(&r);
 	sfs_buf_release(&body);
@@ -1158,7 +1187,7 @@ static int mpu_part(void *ctx, size_t i)
 
 /* Multipart upload (fd >= 0) or multipart copy (src != NULL) of size bytes to key. */
 static int multipart(struct sfs_s3_client *c, const char *key, int fd, const char *src,
-		     uint64_t size, uint64_t part_size)
+		     uint64_t size, uint64_t part_size, int flags)
 {
 	struct mpu m;
 	int rc;
@@ -1169,6 +1198,7 @@ static int multipart(struct sfs_s3_client *c, const char *key, int fd, const cha
 	m.fd = fd;
 	m.src = src;
 	m.size = size;
+	m.flags = flags;
 	m.part_size = part_size < MIN_PART ? MIN_PART : part_size;
 	if (size / m.part_size >= MAX_PARTS) /* grow parts to fit 10000, in MiB steps */
 		m.part_size = ((size / MAX_PARTS) / (1u << 20) + 1) * (1u << 20);
@@ -1195,7 +1225,7 @@ int sfs_s3_put_fd(struct sfs_s3_client *c, const char *key, int fd, uint64_t siz
 	int rc;
 
 	if (size > c->multipart_threshold) {
-		rc = multipart(c, key, fd, NULL, size, c->part_size);
+		rc = multipart(c, key, fd, NULL, size, c->part_size, 0);
 		if (!rc && md5_hex) {
 			EVP_MD_CTX *whole = EVP_MD_CTX_new();
 			unsigned int l = 0;
@@ -1244,7 +1274,7 @@ ssize_t sfs_s3_get_range(struct sfs_s3_client *c, const char *key, uint64_t off,
 		if (rc == 0 && r.status == 200 && off + done > 0) {
 			rc = perform(c, &r);
 		}
-		size_t got = r.dst_len;
+		size_t got = r.dst_len, asked = r.dst_cap;
 		long status = r.status;
 		if (rc) {
 			if (status == 416) { /* at or past EOF */
@@ -1263,8 +1293,9 @@ ssize_t sfs_s3_get_range(struct sfs_s3_client *c, const char *key, uint64_t off,
 		}
 		req_release(&r);
 		done += got;
-		if (got == 0 || status == 200)
-			break; /* 200: we got the whole rest of the object; short means EOF */
+		/* 200: the whole rest of the object; a short 206: the object ends there */
+		if (got == 0 || status == 200 || got < asked)
+			break;
 	}
 	return (ssize_t)done;
 }
@@ -1464,17 +1495,25 @@ int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimit
 	return rc;
 }
 
-int sfs_s3_copy(struct sfs_s3_client *c, const char *src, const char *dst, uint64_t size)
+int sfs_s3_copy(struct sfs_s3_client *c, const char *src, const char *dst, uint64_t size, int flags)
 {
 	struct sfs_buf body, hdr;
 	struct req r;
 	char *enc = NULL;
 	int rc;
 
-	if (size > c->copy_threshold)
+	/*
+	 * CopyObject has no conditional form; CompleteMultipartUpload has
+	 * (If-None-Match: *), so a conditional copy is a multipart copy.  An
+	 * empty object has no byte range to copy: a conditional PUT of nothing.
+	 */
+	if ((flags & SFS_S3_IF_NONE_MATCH) && size == 0)
+		return sfs_s3_put(c, dst, "", 0, SFS_S3_IF_NONE_MATCH);
+	if (size > c->copy_threshold || (flags & SFS_S3_IF_NONE_MATCH))
 		return multipart(c, dst, -1, src, size,
-				 size / MAX_PARTS + 1 > (512ull << 20) ? size / MAX_PARTS + 1
-								       : (512ull << 20));
+				 size / MAX_PARTS + 1 > c->copy_part_size ? size / MAX_PARTS + 1
+									  : c->copy_part_size,
+				 flags & SFS_S3_IF_NONE_MATCH);
 	sfs_buf_init(&body, XML_CAP);
 	sfs_buf_init(&hdr, 0);
 	rc = sfs_sigv4_uri_encode(src, strlen(src), 0, &enc);

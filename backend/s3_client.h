@@ -51,6 +51,7 @@ struct sfs_s3_opts {
 	uint64_t part_size;	   /* multipart part size; 0 = 64 MiB (min 5 MiB enforced by S3) */
 	uint64_t multipart_threshold; /* fd uploads above this go multipart; 0 = part_size */
 	uint64_t copy_threshold;      /* copies above this use UploadPartCopy; 0 = 5 GiB */
+	uint64_t copy_part_size;      /* UploadPartCopy part size; 0 = 512 MiB (min 5 MiB) */
 	int threads;		      /* parallel parts / copies; 0 = 4 */
 };
 
@@ -81,7 +82,8 @@ int sfs_s3_head_bucket(struct sfs_s3_client *c, int max_attempts, long *status, 
 int sfs_s3_head(struct sfs_s3_client *c, const char *key, struct sfs_s3_objinfo *info)
 	__attribute__((warn_unused_result));
 
-#define SFS_S3_IF_NONE_MATCH 0x1 /* put: send If-None-Match: * (412 -> -EEXIST) */
+/* put, copy: create only if the key is absent (If-None-Match: *; 412 -> -EEXIST, 501 -> -ENOSYS) */
+#define SFS_S3_IF_NONE_MATCH 0x1
 
 /* PUT a whole object from memory with Content-MD5 and a signed SHA-256 payload. */
 int sfs_s3_put(struct sfs_s3_client *c, const char *key, const void *buf, size_t n, int flags)
@@ -129,9 +131,12 @@ int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimit
 /*
  * Server-side copy of src (size bytes, as known by the caller) to dst:
  * CopyObject, or a multipart UploadPartCopy above the copy threshold.
- * Handles S3's "200 OK with an <Error> body" answer.
+ * Handles S3's "200 OK with an <Error> body" answer.  With
+ * SFS_S3_IF_NONE_MATCH it is always a multipart copy whose completion is
+ * conditional (S3 has no conditional CopyObject): -EEXIST when dst exists,
+ * -ENOSYS when the server does not implement the condition.
  */
-int sfs_s3_copy(struct sfs_s3_client *c, const char *src, const char *dst, uint64_t size)
+int sfs_s3_copy(struct sfs_s3_client *c, const char *src, const char *dst, uint64_t size, int flags)
 	__attribute__((warn_unused_result));
 
 /*

@@ -1252,6 +1252,30 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 }
 
 /*
+ * Store staged file fd (inode in) in the backend that uploads staged files.
+ * The backend's reason is logged; the writer gets EIO for it (SPEC §7: a
+ * refused or failed upload is an I/O error of this file, not a permission
+ * problem of the caller), except for ENOSPC/EDQUOT, which it can act on.
+ */
+static int store_staged(struct sfs_fs *fs, struct sfs_inode *in, int fd, int durable)
+{
+	char *rel = NULL;
+	int rc = sfs_fs_staging_rel(fs, in, &rel);
+
+	if (!rc)
+		rc = sfs_backend_staged_sync(fs->be, rel, fd, durable);
+	if (rc) {
+		sfs_log(LOG_ERR, "cannot store staged '%s': %s", rel ? rel : "?", strerror(-rc));
+		if (rc != -ENOSPC && rc != -EDQUOT && rc != -ENOMEM)
+			rc = -EIO;
+	} else {
+		sfs_cache_stored(fs, fd);
+	}
+	free(rel);
+	return rc;
+}
+
+/*
  * close() waits for FLUSH (RELEASE comes later, asynchronously): a backend that
  * uploads staged files does it here, so the object exists under the file's
  * current name before close() returns and before a following rename.
@@ -1260,20 +1284,13 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_fs *fs = FS(req);
 	struct sfs_inode *in = INODE(fs, ino);
-	char *rel = NULL;
 	int rc = 0;
 
 	/* FLUSH carries no open flags: ask the descriptor how it was opened */
 	int fl = in->kind == SFS_IK_STAGING && uploads_on_close(fs) ? fcntl((int)fi->fh, F_GETFL)
 								    : -1;
-	if (fl >= 0 && (fl & O_ACCMODE) != O_RDONLY && sfs_fs_staging_rel(fs, in, &rel) == 0) {
-		rc = sfs_backend_staged_sync(fs->be, rel, (int)fi->fh, 0);
-		if (rc)
-			sfs_log(LOG_ERR, "cannot store staged '%s': %s", rel, strerror(-rc));
-		else
-			sfs_cache_stored(fs, (int)fi->fh);
-	}
-	free(rel);
+	if (fl >= 0 && (fl & O_ACCMODE) != O_RDONLY)
+		rc = store_staged(fs, in, (int)fi->fh, 0);
 	fuse_reply_err(req, -rc);
 }
 
@@ -1315,15 +1332,8 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	}
 	if ((datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh)) < 0)
 		rc = -errno;
-	if (!rc && uploads_on_close(fs)) {
-		char *rel = NULL;
-		rc = sfs_fs_staging_rel(fs, in, &rel);
-		if (!rc)
-			rc = sfs_backend_staged_sync(fs->be, rel, (int)fi->fh, 1);
-		if (!rc)
-			sfs_cache_stored(fs, (int)fi->fh);
-		free(rel);
-	}
+	if (!rc && uploads_on_close(fs))
+		rc = store_staged(fs, in, (int)fi->fh, 1);
 	fuse_reply_err(req, -rc);
 }
 

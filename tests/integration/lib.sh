@@ -334,6 +334,42 @@ s3)
 esac
 mkdir -p "$MNT"
 
+# proxy_start [s3proxy.py args...]: put tests/integration/s3proxy.py (SigV4
+# verification, If-None-Match, UploadPartCopy, injected faults) between the
+# mount and s3rver; SOURCE then points at it.  Its log is $T/proxy.log.
+proxy_start() {
+	PROXY_PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	rm -f "$T/proxy.ready"
+	bg_start $PY "$TESTS_DIR/s3proxy.py" --listen "$PROXY_PORT" --upstream "$S3_PORT" \
+		--log "$T/proxy.log" --ready-file "$T/proxy.ready" "$@" 2>>"$T/proxy.err"
+	PROXY_PID=$BG_PID
+	local deadline=$((SECONDS + 10))
+	while [ ! -e "$T/proxy.ready" ]; do
+		if [ $SECONDS -ge $deadline ] || ! kill -0 "$PROXY_PID" 2>/dev/null; then
+			fail "proxy did not start" "$(tail -n 3 "$T/proxy.err")"
+			return 1
+		fi
+		sleep 0.05
+	done
+	SOURCE="s3://stagefs-test/p?endpoint=http://127.0.0.1:$PROXY_PORT&region=us-east-1&path_style=1"
+}
+# proxy_stop: stop the proxy (SOURCE keeps pointing at it)
+proxy_stop() {
+	kill "$PROXY_PID" 2>/dev/null
+	wait "$PROXY_PID" 2>/dev/null
+	return 0
+}
+# pstat NAME: one counter of the proxy (0 when never counted)
+pstat() {
+	curl -s --max-time 5 "http://127.0.0.1:$PROXY_PORT/__proxy/stats" |
+		$PY -c 'import json,sys; print(json.load(sys.stdin).get(sys.argv[1], 0))' "$1"
+}
+# prules JSON: replace the proxy's fault rules (see s3proxy.py)
+prules() {
+	curl -s --max-time 5 -o /dev/null -X POST --data-binary "$1" \
+		"http://127.0.0.1:$PROXY_PORT/__proxy/rules"
+}
+
 # sobj KEY: the local file holding the bytes of object KEY
 sobj() {
 	if [ "$BACKEND" = s3 ]; then printf '%s\n' "$STORE/$1._S3rver_object"; else printf '%s\n' "$STORE/$1"; fi
