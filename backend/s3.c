@@ -13,6 +13,7 @@
  * SFS_S3_COPY_THRESHOLD (bytes / counts / ms).
  */
 #include "backend/backend.h"
+#include "backend/dcache.h"
 
 #include "backend/s3_buf.h"
 #include "backend/s3_client.h"
@@ -47,7 +48,8 @@ struct s3_backend {
 	uint64_t blocks_max;  /* bound of blocks_dir, bytes */
 	uint64_t blocks_used; /* protected by blocks_lock */
 	pthread_mutex_t blocks_lock;
-	atomic_int cond_put; /* server honours If-None-Match: * (set at open; 1 -> 0 only) */
+	atomic_int cond_put;   /* server honours If-None-Match: * (set at open; 1 -> 0 only) */
+	struct sfs_dcache *dc; /* canonical listings, fresh for dir_cache_time seconds */
 	int read_only;
 };
 
@@ -229,6 +231,7 @@ static int delete_objlist(struct s3_backend *s, struct objlist *l)
 
 /* ---- namespace ---- */
 
+static void written(struct s3_backend *s, const char *key);
 static int block_size_get(struct s3_backend *s, const char *key, uint64_t *size, int64_t *mtime);
 static void block_size_put(struct s3_backend *s, const char *key, uint64_t size, int64_t mtime);
 
@@ -259,6 +262,23 @@ static int s3_stat(struct sfs_backend *b, const char *key, struct sfs_bstat *st)
 		free(fk);
 		return 0;
 	}
+	/*
+	 * A fresh listing of the parent answers without a request.  A name it
+	 * lacks may be new (another host): that costs a HEAD, so that an exact
+	 * path always opens at once, and a hit there retires the stale listing.
+	 */
+	int listed_absent = 0;
+	if (canonical) {
+		const char *slash = strrchr(key, '/');
+		char *dir = slash ? strndup(key, (size_t)(slash - key)) : strdup("");
+		rc = dir ? sfs_dcache_lookup(s->dc, dir, slash ? slash + 1 : key, st) : -ENOENT;
+		free(dir);
+		if (rc == 1) {
+			free(fk);
+			return 0;
+		}
+		listed_absent = rc == 0;
+	}
 	rc = sfs_s3_head(s->c, fk, &info);
 	if (rc == 0) {
 		fill_bstat(st, &info);
@@ -274,6 +294,8 @@ static int s3_stat(struct sfs_backend *b, const char *key, struct sfs_bstat *st)
 			rc = -ENOENT;
 		}
 	}
+	if (rc == 0 && listed_absent)
+		written(s, key); /* the parent's listing is stale: list afresh next time */
 	free(fk);
 	return rc;
 }
@@ -283,7 +305,7 @@ struct list_ctx {
 	sfs_list_cb cb;
 	void *arg;
 	size_t count;
-	char last[1024]; /* last name passed as a file, to report "a" and "a/" once */
+	struct sfs_dlist *keep; /* a copy for the listing cache; NULL when not kept */
 };
 
 static int list_cb(void *arg, const char *key, int is_prefix, const struct sfs_s3_objinfo *info)
@@ -309,7 +331,27 @@ static int list_cb(void *arg, const char *key, int is_prefix, const struct sfs_s
 		fill_bstat(&st, info);
 	}
 	l->count++;
+	if (l->keep && sfs_dlist_add(l->keep, name, &st) != 0) {
+		sfs_dlist_release(NULL, l->keep); /* out of memory: just do not cache it */
+		l->keep = NULL;
+	}
 	return l->cb(l->arg, name, &st);
+}
+
+/* Is key in the staging area ("_staging" or below)?  Everything else is canonical. */
+static int is_staged(const char *key)
+{
+	return strncmp(key, "_staging", 8) == 0 && (key[8] == '\0' || key[8] == '/');
+}
+
+/*
+ * A canonical key was (or may have been) written or removed here: listings
+ * that could miss it or still show it are dropped.
+ */
+static void written(struct s3_backend *s, const char *key)
+{
+	if (!is_staged(key))
+		sfs_dcache_invalidate(s->dc, key, '/');
 }
 
 static int s3_list(struct sfs_backend *b, const char *key, sfs_list_cb cb, void *arg)
@@ -319,6 +361,16 @@ static int s3_list(struct sfs_backend *b, const char *key, sfs_list_cb cb, void 
 	char *p;
 	int rc;
 
+	if (!is_staged(key)) {
+		struct sfs_dlist *c = sfs_dcache_get(s->dc, key);
+		if (c) {
+			rc = 0;
+			for (size_t i = 0; !rc && i < c->n; i++)
+				rc = cb(arg, c->v[i].name, &c->v[i].st);
+			sfs_dlist_release(s->dc, c);
+			return rc;
+		}
+	}
 	p = key[0] ? join(s->prefix, key, "/") : strdup(s->prefix);
 	if (!p)
 		return -ENOMEM;
@@ -326,7 +378,14 @@ static int s3_list(struct sfs_backend *b, const char *key, sfs_list_cb cb, void 
 	l.plen = strlen(p);
 	l.cb = cb;
 	l.arg = arg;
+	l.keep = is_staged(key) ? NULL : sfs_dlist_new();
+	long long started = sfs_dcache_now();
 	rc = sfs_s3_list(s->c, p, "/", 0, 0, list_cb, &l);
+	if (rc == 0 && l.count > 0 && l.keep) {
+		sfs_dcache_put(s->dc, key, l.keep, started);
+		l.keep = NULL;
+	}
+	sfs_dlist_release(NULL, l.keep);
 	if (rc == 0 && l.count == 0 && key[0]) {
 		/* nothing below: a file, or nothing at all */
 		char *fk = full_key(s, key);
@@ -648,6 +707,7 @@ static int s3_put_bytes(struct sfs_backend *b, const char *key, const void *buf,
 	if (!fk)
 		return -ENOMEM;
 	rc = put_object(s, fk, buf, n, flags);
+	written(s, key);
 	free(fk);
 	return rc;
 }
@@ -1189,6 +1249,7 @@ static int s3_promote(struct sfs_backend *b, const char *staged_rel, const char 
 	unlink_local(s, staged_rel);
 	rc = 0;
 out:
+	written(s, key);
 	objlist_release(&l);
 	free(from);
 	free(to);
@@ -1222,6 +1283,7 @@ static int s3_remove(struct sfs_backend *b, const char *key)
 	}
 	if (!rc && !found)
 		rc = -ENOENT;
+	written(s, key);
 	objlist_release(&l);
 	free(fk);
 	return rc;
@@ -1244,6 +1306,7 @@ static void s3_destroy(struct sfs_backend *b)
 	free(s->staging_dir);
 	free(s->blocks_dir);
 	pthread_mutex_destroy(&s->blocks_lock);
+	sfs_dcache_free(s->dc);
 	free(s);
 }
 
@@ -1369,7 +1432,7 @@ int sfs_backend_s3_open(const struct sfs_config *cfg, struct sfs_backend **out)
 	while (ll && loc[ll - 1] == '/')
 		ll--;
 	s->prefix = malloc(ll + 2);
-	if (!s->prefix) {
+	if (!s->prefix || sfs_dcache_new(cfg->dir_cache_time, 256, &s->dc) != 0) {
 		rc = -ENOMEM;
 		goto fail;
 	}

@@ -301,7 +301,7 @@ static int check_snapshot(const char *v, char *why, size_t n)
 
 /* ---------------------------------------------------------------- key table */
 
-enum key_type { KT_STR, KT_BOOL, KT_TOKLEN, KT_SIZE, KT_SUBFOLD };
+enum key_type { KT_STR, KT_BOOL, KT_TOKLEN, KT_SIZE, KT_SUBFOLD, KT_SECONDS };
 
 #define KF_SECRET   1u /* never in -o or a URL; wiped on release */
 #define KF_EMPTY_OK 2u /* "" is a value, not "back to the default" */
@@ -339,6 +339,7 @@ static const struct sfs_config_key keys[] = {
 	{"index", KT_STR, F(index), NULL, check_abs_path, 0},
 	{"cache_dir", KT_STR, F(cache_dir), NULL, check_abs_path, 0},
 	{"cache_size", KT_SIZE, F(cache_size), NULL, NULL, 0},
+	{"dir_cache_time", KT_SECONDS, F(dir_cache_time), NULL, NULL, 0},
 	{"snapshot", KT_STR, F(snapshot), NULL, check_snapshot, 0},
 	{"ro", KT_BOOL, F(read_only), NULL, NULL, 0},
 	{"allow_other", KT_BOOL, F(allow_other), NULL, NULL, 0},
@@ -434,6 +435,17 @@ static int set_key(struct sfs_config *c, const struct sfs_config_key *k, const c
 				    "expected bytes with an optional K/M/G/T suffix, e.g. 10G");
 		c->cache_size = size;
 		return 0;
+	case KT_SECONDS: {
+		char *end;
+		unsigned long l;
+
+		errno = 0;
+		l = isdigit((unsigned char)v[0]) ? strtoul(v, &end, 10) : 0;
+		if (!isdigit((unsigned char)v[0]) || *end || errno || l > 86400)
+			return fail(why, n, -EINVAL, "expected whole seconds, 0..86400");
+		*int_field(c, k) = (int)l;
+		return 0;
+	}
 	case KT_SUBFOLD:
 		rc = sfs_config_parse_subfolding(v, fold);
 		if (rc < 0)
@@ -488,6 +500,7 @@ void sfs_config_init(struct sfs_config *c)
 	c->path_style = -1;
 	c->token_length = 8;
 	c->cache_size = 10ull << 30;
+	c->dir_cache_time = 10;
 }
 
 void sfs_config_release(struct sfs_config *c)

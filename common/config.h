@@ -7,6 +7,7 @@
  *   backend location endpoint bucket region path_style access_key secret_key
  *   credentials_file profile store_name schema_prefix hash_prefix subfolding
  *   partition_pattern token_length index cache_dir cache_size snapshot
+ *   dir_cache_time (s3: how stale a canonical listing may be; not in SPEC §3)
  * plus the mount flags ro, allow_other, default_permissions.
  *
  * Lifecycle: sfs_config_init() -> any number of sfs_config_load_file() /
@@ -76,6 +77,7 @@ struct sfs_config {
 	char *index;			 /* SQLite index path; default see sfs_config_finalize */
 	char *cache_dir;     /* default $XDG_CACHE_HOME/stagefs or /var/cache/stagefs (root) */
 	uint64_t cache_size; /* bytes; accepts suffixes K M G T (1024-based); default 10G */
+	int dir_cache_time;  /* s3: seconds a canonical directory listing is reused; default 10 */
 	char *snapshot;	     /* mount this published snapshot read-only; NULL = live store */
 	int read_only;	     /* -o ro (forced by snapshot) */
 	int allow_other;

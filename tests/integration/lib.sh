@@ -7,6 +7,9 @@
 #   unmount_fs              fusermount3 -u (retries, then -uz), reap the daemon,
 #                           check it exited 0 (a failed check otherwise)
 #   remount [-o opts...]    unmount_fs + mount_fs on the same store and index
+#   mount_second [-o ...]   a second daemon on the same store, as another host
+#                           would run it: its own index, cache and mountpoint
+#                           ($MNT2, $S2 = $MNT2/staging); unmount_second
 #   kill_daemon             SIGKILL the daemon + fusermount3 -uz (crash tests)
 #   bg_start CMD...         run a helper in the background; killed (by pid) at exit
 #   at_exit CMD             run CMD (eval'd) at exit, after the unmount (e.g. umount a tmpfs)
@@ -224,6 +227,47 @@ remount() {
 	mount_fs "$@"
 }
 
+DAEMON2_PID=
+MNT2=
+mount_second() {
+	MNT2=$T/mnt2
+	S2=$MNT2/staging
+	mkdir -p "$MNT2"
+	local opts="index=$T/index2.db"
+	[ "$BACKEND" = s3 ] && opts="$opts,cache_dir=$T/cache2"
+	"$STAGEFS" -f -o "$opts" "$@" "$SOURCE" "$MNT2" >>"$T/daemon2.log" 2>&1 &
+	DAEMON2_PID=$!
+	local deadline=$((SECONDS + 10))
+	until awk -v m="$MNT2" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; do
+		if ! kill -0 "$DAEMON2_PID" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+			fail "second mount failed" "$(tail -n 5 "$T/daemon2.log")"
+			kill -KILL "$DAEMON2_PID" 2>/dev/null
+			wait "$DAEMON2_PID" 2>/dev/null
+			DAEMON2_PID=
+			fusermount3 -uz "$MNT2" 2>/dev/null
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+unmount_second() {
+	[ -n "$DAEMON2_PID" ] || return 0
+	local i
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		fusermount3 -u "$MNT2" 2>/dev/null && break
+		sleep 0.2
+	done
+	awk -v m="$MNT2" '$2 == m { f = 1 } END { exit !f }' /proc/mounts && fusermount3 -uz "$MNT2"
+	_reap_daemon "$DAEMON2_PID"
+	DAEMON2_PID=
+	if [ "$REAP_RC" = 0 ]; then
+		ok "second daemon exited 0 at unmount"
+	else
+		fail "second daemon exit status at unmount" "$REAP_RC; log: $(tail -n 20 "$T/daemon2.log")"
+	fi
+}
+
 kill_daemon() {
 	if [ -n "$DAEMON_PID" ]; then
 		kill -KILL "$DAEMON_PID" 2>/dev/null
@@ -259,14 +303,20 @@ _cleanup() {
 		wait "$p" 2>/dev/null
 	done
 	if [ -n "$T" ]; then
+		unmount_second
 		unmount_fs
 		is_mounted && fusermount3 -uz "$MNT" 2>/dev/null
 		if [ "$FAILED" -gt 0 ] && [ -s "$T/daemon.log" ]; then
 			_say "--- daemon log (last 30 lines) ---"
 			tail -n 30 "$T/daemon.log"
 		fi
+		if [ "$FAILED" -gt 0 ] && [ -s "$T/daemon2.log" ]; then
+			_say "--- second daemon log (last 30 lines) ---"
+			tail -n 30 "$T/daemon2.log"
+		fi
 		[ -n "$AT_EXIT" ] && eval "$AT_EXIT"
 		[ -n "$S3_DIR" ] && bash "$REPO_ROOT/scripts/s3-server" stop "$S3_DIR" >/dev/null 2>&1
+		[ -n "$MNT2" ] && fusermount3 -uz "$MNT2" 2>/dev/null
 		is_mounted || rm -rf "$T"
 	fi
 	if [ "$status" -ne 0 ] && [ "$status" -ne 77 ] && [ "$FAILED" -eq 0 ]; then

@@ -97,6 +97,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.n_subfolding, 0);
 	assert_null(c.partition_pattern);
 	assert_true(c.cache_size == 10ull << 30);
+	assert_int_equal(c.dir_cache_time, 10);
 	assert_int_equal(c.path_style, -1);
 	assert_int_equal(c.read_only, 0);
 	assert_int_equal(c.allow_other, 0);
@@ -200,6 +201,11 @@ static const struct kv kvs[] = {
 	{"cache_dir", "~/cache", -EINVAL},
 	{"cache_size", "512M", 0},
 	{"cache_size", "lots", -EINVAL},
+	{"dir_cache_time", "0", 0},
+	{"dir_cache_time", "60", 0},
+	{"dir_cache_time", "-1", -EINVAL},
+	{"dir_cache_time", "1.5", -EINVAL},
+	{"dir_cache_time", "86401", -EINVAL},
 	{"snapshot", "paper-2024.v1_final", 0},
 	{"snapshot", "bad/name", -EINVAL},
 	{"snapshot", "..", -EINVAL},
