@@ -48,6 +48,8 @@ unmount_fs
 out=$(AWS_ACCESS_KEY_ID=NOSUCHKEY "$STAGEFS" -f -o "index=$INDEX,$BACKEND_OPTS" "$SOURCE" "$MNT" 2>&1)
 rc=$?
 check_eq "bad credentials: exit 1" 1 "$rc"
-check "bad credentials: the message names the endpoint" grep -q "127.0.0.1:$S3_PORT" <<<"$out"
+ep=${SOURCE#*endpoint=http://}
+ep=${ep%%&*}
+check "bad credentials: the message names the endpoint" grep -q "$ep" <<<"$out"
 check "bad credentials: the message says access was denied" grep -qi "denied\|403" <<<"$out"
 check "nothing mounted" test -z "$(awk -v m="$MNT" '$2 == m' /proc/mounts)"
