@@ -27,6 +27,7 @@
 struct sfs_config;
 struct sfs_backend;
 struct sfs_bfile;
+struct stat;
 
 /* What stat/list report about one object or prefix. */
 struct sfs_bstat {
@@ -47,6 +48,22 @@ typedef int (*sfs_list_cb)(void *arg, const char *name, const struct sfs_bstat *
 #define SFS_XATTR_UPLOADED "user.stagefs.uploaded"
 #define SFS_XATTR_EVICTED  "user.stagefs.evicted"
 
+/*
+ * What the daemon's index knows of staged files a backend has stored (s3):
+ * the backend asks it at mount which local files need uploading, and tells
+ * it what it stored or fetched meanwhile.  rel is relative to the staging dir.
+ */
+struct sfs_staged_journal {
+	void *arg;
+	/*
+	 * 1: rel was stored when it had exactly st's size and mtime; 0: it was
+	 * stored, but not like this (upload again); -ENOENT: no record.
+	 */
+	int (*stored)(void *arg, const char *rel, const struct stat *st);
+	/* The bytes of rel, as st describes the local file, are now in the store. */
+	void (*record)(void *arg, const char *rel, const struct stat *st);
+};
+
 /* flags for put/promote */
 #define SFS_NOREPLACE 0x1 /* fail with -EEXIST when the destination exists */
 #define SFS_KEEP_SOURCE \
@@ -56,6 +73,12 @@ typedef int (*sfs_list_cb)(void *arg, const char *name, const struct sfs_bstat *
 
 struct sfs_backend_ops {
 	const char *name; /* "file", "s3" */
+
+	/*
+	 * Optional: the journal staging_dir's reconciliation uses (called
+	 * before staging_dir; j stays valid while the backend lives).
+	 */
+	void (*set_journal)(struct sfs_backend *b, const struct sfs_staged_journal *j);
 
 	/*
 	 * Open the local directory that holds the writable staging tree and

@@ -50,6 +50,7 @@ struct s3_backend {
 	pthread_mutex_t blocks_lock;
 	atomic_int cond_put;   /* server honours If-None-Match: * (set at open; 1 -> 0 only) */
 	struct sfs_dcache *dc; /* canonical listings, fresh for dir_cache_time seconds */
+	const struct sfs_staged_journal *journal; /* the index's rows of stored staged files */
 	int read_only;
 };
 
@@ -768,14 +769,30 @@ static int reconcile_file(struct reconcile *r, int dfd, const char *name, const 
 		free(key);
 		return 0;
 	}
-	/* LastModified has 1 s resolution: allow 2 s before calling the local copy newer */
-	if (!o || o->size != (uint64_t)st->st_size || mt > o->mtime_ns + 2000000000LL) {
+	/*
+	 * The index says exactly what was stored (size and mtime of the local file
+	 * then).  Without a row (a store staged before rows existed, or a crash
+	 * between the upload and its row) compare with the object instead:
+	 * LastModified has 1 s resolution, so allow 2 s before calling the local
+	 * copy newer.
+	 */
+	const struct sfs_staged_journal *j = r->s->journal;
+	int known = j ? j->stored(j->arg, rel, st) : -ENOENT;
+	int stale = known == -ENOENT ? !o || o->size != (uint64_t)st->st_size ||
+					       mt > o->mtime_ns + 2000000000LL
+				     : !o || known != 1;
+	if (!stale && known == -ENOENT && j)
+		j->record(j->arg, rel,
+			  st); /* the object matches: remember it exactly from now on */
+	if (stale) {
 		int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		rc = fd < 0 ? -errno : sfs_s3_put_fd(r->s->c, key, fd, (uint64_t)st->st_size, NULL);
 		if (fd >= 0)
 			close(fd);
 		if (rc == 0) {
 			r->uploaded++;
+			if (j)
+				j->record(j->arg, rel, st);
 			sfs_log(LOG_NOTICE, "s3: stored staged '%s' that was not uploaded before",
 				rel);
 		}
@@ -867,6 +884,9 @@ static int download(struct s3_backend *s, const struct obj *o, const char *rel)
 		{.tv_sec = o->mtime_ns / 1000000000LL, .tv_nsec = o->mtime_ns % 1000000000LL}};
 	if (!rc && o->mtime_ns)
 		(void)utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
+	struct stat dst;
+	if (!rc && s->journal && lstat(path, &dst) == 0)
+		s->journal->record(s->journal->arg, rel, &dst); /* the local copy is the object */
 out:
 	if (fd >= 0) {
 		close(fd);
@@ -1310,8 +1330,14 @@ static void s3_destroy(struct sfs_backend *b)
 	free(s);
 }
 
+static void s3_set_journal(struct sfs_backend *b, const struct sfs_staged_journal *j)
+{
+	S3(b)->journal = j;
+}
+
 static const struct sfs_backend_ops s3_ops = {
 	.name = "s3",
+	.set_journal = s3_set_journal,
 	.staging_dir = s3_staging_dir,
 	.staged_sync = s3_staged_sync,
 	.staged_unlink = s3_staged_unlink,

@@ -566,6 +566,14 @@ static void key_release(struct busy_key *me)
 	pthread_mutex_unlock(&keys_lock);
 }
 
+/* The staged entry is canonical now: its rows of stored staged files go (see index.h). */
+static void forget_staged(struct sfs_index *ix, const char *rel)
+{
+	int rc = sfs_index_staged_forget(ix, rel);
+	if (rc)
+		sfs_log(LOG_WARNING, "index: cannot forget 'staging/%s': %s", rel, strerror(-rc));
+}
+
 static int promote(struct commit_ctx *c, struct sfs_job *job, int *dedup)
 {
 	struct sfs_fs *fs = c->fs;
@@ -755,6 +763,8 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_
 		rc = sfs_backend_staged_remove(fs->be, c->rel);
 		if (rc == -ENOENT)
 			rc = 0; /* moved by rename */
+		if (!rc)
+			forget_staged(fs->ix, c->rel);
 	}
 	if (rc) {
 		sfs_log(LOG_ERR, "commit of '%s' copied but not cleaned up: %s (recovery will)",
@@ -831,6 +841,7 @@ static int recover_one(void *arg, struct sfs_job *j)
 		rc = sfs_backend_staged_remove(r->be, j->staging);
 		if (rc && rc != -ENOENT)
 			return sfs_err(rc, "cannot remove staged 'staging/%s'", j->staging);
+		forget_staged(r->ix, j->staging);
 		goto finish;
 	}
 	if (asprintf(&skey, "_staging/%s", j->staging) < 0)

@@ -55,6 +55,42 @@ static int uploads_on_close(struct sfs_fs *fs)
 	return fs->be->ops->staged_sync && strcmp(fs->be->ops->name, "file") != 0;
 }
 
+/* ---- the index's rows of stored staged files (backends that upload them) ---- */
+
+static int64_t mtime_ns_of(const struct stat *st)
+{
+	return (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+}
+
+static int journal_stored(void *arg, const char *rel, const struct stat *st)
+{
+	struct sfs_fs *fs = arg;
+	struct sfs_staged r;
+	int rc = sfs_index_staged_get(fs->ix, rel, &r);
+
+	if (rc)
+		return rc;
+	return r.size == (uint64_t)st->st_size && r.mtime_ns == mtime_ns_of(st);
+}
+
+/* A row that is missing or stale only costs an upload at the next mount: log, go on. */
+static void journal_record(void *arg, const char *rel, const struct stat *st)
+{
+	struct sfs_fs *fs = arg;
+	int rc = sfs_index_staged_put(fs->ix, rel, (uint64_t)st->st_size, (unsigned)st->st_mode,
+				      mtime_ns_of(st));
+	if (rc)
+		sfs_log(LOG_WARNING, "index: cannot record stored 'staging/%s': %s", rel,
+			strerror(-rc));
+}
+
+static void journal_forget(struct sfs_fs *fs, const char *rel)
+{
+	int rc = uploads_on_close(fs) ? sfs_index_staged_forget(fs->ix, rel) : 0;
+	if (rc)
+		sfs_log(LOG_WARNING, "index: cannot forget 'staging/%s': %s", rel, strerror(-rc));
+}
+
 static void procname(const struct sfs_inode *in, char *buf, size_t len)
 {
 	snprintf(buf, len, "/proc/self/fd/%d", in->fd);
@@ -836,14 +872,18 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		/* the store has no links: the new name is an object of its own */
 		char *prel = NULL, *rel = NULL;
 		int fd = -1;
+		struct stat lst;
 		rc = sfs_cache_lock_present(fs, in, 0);
 		if (!rc) {
 			fd = open(proc, O_RDONLY | O_CLOEXEC);
-			if (fd >= 0 && sfs_fs_staging_rel(fs, p, &prel) == 0 &&
+			if (fd >= 0 && fstat(fd, &lst) == 0 &&
+			    sfs_fs_staging_rel(fs, p, &prel) == 0 &&
 			    (rel = join_key(prel, newname)) != NULL)
 				rc = sfs_backend_staged_sync(fs->be, rel, fd, 0);
 			else
 				rc = fd < 0 ? -errno : -ENOMEM;
+			if (!rc)
+				journal_record(fs, rel, &lst);
 			sfs_cache_unlock(fs);
 		}
 		if (rc) {
@@ -872,6 +912,7 @@ static void backend_unlinked(struct sfs_fs *fs, struct sfs_inode *parent, const 
 		return;
 	full = join_key(rel, name);
 	if (full) {
+		journal_forget(fs, full);
 		int rc = sfs_backend_staged_unlink(fs->be, full, is_dir);
 		if (rc && rc != -ENOENT)
 			sfs_log(LOG_WARNING, "cannot remove staged '%s' from the store: %s", full,
@@ -971,6 +1012,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		if (!sfs_fs_staging_rel(fs, p, &a) && !sfs_fs_staging_rel(fs, np, &b)) {
 			fa = join_key(a, name);
 			fb = join_key(b, newname);
+			if (fa && fb && uploads_on_close(fs)) {
+				int jrc = sfs_index_staged_move(fs->ix, fa, fb);
+				if (jrc)
+					sfs_log(LOG_WARNING, "index: cannot move 'staging/%s': %s",
+						fa, strerror(-jrc));
+			}
 			if (fa && fb && sfs_backend_staged_rename(fs->be, fa, fb) < 0)
 				sfs_log(LOG_WARNING, "cannot rename staged '%s' in the store", fa);
 		}
@@ -1260,8 +1307,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 static int store_staged(struct sfs_fs *fs, struct sfs_inode *in, int fd, int durable)
 {
 	char *rel = NULL;
+	struct stat st;
 	int rc = sfs_fs_staging_rel(fs, in, &rel);
 
+	/* stat before the bytes are read: a later write makes the row differ (upload again) */
+	if (!rc && fstat(fd, &st) < 0)
+		rc = -errno;
 	if (!rc)
 		rc = sfs_backend_staged_sync(fs->be, rel, fd, durable);
 	if (rc) {
@@ -1269,6 +1320,7 @@ static int store_staged(struct sfs_fs *fs, struct sfs_inode *in, int fd, int dur
 		if (rc != -ENOSPC && rc != -EDQUOT && rc != -ENOMEM)
 			rc = -EIO;
 	} else {
+		journal_record(fs, rel, &st);
 		sfs_cache_stored(fs, fd);
 	}
 	free(rel);
@@ -1950,6 +2002,11 @@ int sfs_fs_init(struct sfs_fs *fs, struct sfs_config *cfg, struct sfs_backend *b
 	fs->root.fd = -1;
 	pthread_mutex_init(&fs->root.hlock, NULL);
 
+	fs->journal.arg = fs;
+	fs->journal.stored = journal_stored;
+	fs->journal.record = journal_record;
+	if (be->ops->set_journal)
+		be->ops->set_journal(be, &fs->journal);
 	fs->staging_fd = sfs_backend_staging_dir(be);
 	if (fs->staging_fd < 0)
 		return fs->staging_fd;

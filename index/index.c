@@ -45,6 +45,12 @@ static const char *const migrations[] = {
 	   canonical object is complete, only the staged copy is left to remove) */
 	"ALTER TABLE commit_jobs ADD COLUMN state TEXT NOT NULL DEFAULT 'moving'"
 	"  CHECK(state IN ('moving','copied'));",
+	/* 2 -> 3: the staged files a backend that uploads them (s3) has stored, with the
+	   local size, mode and mtime they had when stored */
+	"CREATE TABLE staged("
+	"  rel TEXT PRIMARY KEY,"
+	"  size INTEGER NOT NULL, mode INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+	"  stored TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));",
 };
 
 static int xlate(struct sfs_index *ix, int rc, const char *what)
@@ -736,4 +742,102 @@ out:
 	}
 	*out = json;
 	return 0;
+}
+
+/* ---- staged files stored in the backend ---- */
+
+/* rel itself or below rel (no LIKE: '_' and '%' are ordinary in names) */
+#define UNDER(col, p) "(" col "=" p " OR substr(" col ",1,length(" p ")+1)=" p "||'/')"
+
+int sfs_index_staged_put(struct sfs_index *ix, const char *rel, uint64_t size, unsigned mode,
+			 int64_t mtime_ns)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&ix->lock);
+	rc = prep(ix, &st,
+		  "INSERT OR REPLACE INTO staged(rel,size,mode,mtime_ns) VALUES(?1,?2,?3,?4)");
+	if (!rc) {
+		bind_text(st, 1, rel);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)mode);
+		sqlite3_bind_int64(st, 4, mtime_ns);
+		rc = xlate(ix, sqlite3_step(st), "record a stored staged file");
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&ix->lock);
+	return rc;
+}
+
+int sfs_index_staged_get(struct sfs_index *ix, const char *rel, struct sfs_staged *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&ix->lock);
+	rc = prep(ix, &st, "SELECT size,mode,mtime_ns FROM staged WHERE rel=?1");
+	if (!rc) {
+		bind_text(st, 1, rel);
+		int step = sqlite3_step(st);
+		if (step == SQLITE_ROW) {
+			out->size = (uint64_t)sqlite3_column_int64(st, 0);
+			out->mode = (unsigned)sqlite3_column_int64(st, 1);
+			out->mtime_ns = sqlite3_column_int64(st, 2);
+		} else {
+			rc = step == SQLITE_DONE ? -ENOENT
+						 : xlate(ix, step, "look up a staged file");
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&ix->lock);
+	return rc;
+}
+
+int sfs_index_staged_forget(struct sfs_index *ix, const char *rel)
+{
+	int rc;
+
+	pthread_mutex_lock(&ix->lock);
+	rc = run_bound(ix, "DELETE FROM staged WHERE " UNDER("rel", "?1"), 1,
+		       (const char *const[]){rel});
+	pthread_mutex_unlock(&ix->lock);
+	return rc;
+}
+
+int sfs_index_staged_move(struct sfs_index *ix, const char *from, const char *to)
+{
+	int rc;
+
+	pthread_mutex_lock(&ix->lock);
+	rc = exec(ix, "BEGIN IMMEDIATE");
+	if (rc)
+		goto out;
+	/* what the destination held is replaced (rename semantics) */
+	rc = run_bound(ix, "DELETE FROM staged WHERE " UNDER("rel", "?1"), 1,
+		       (const char *const[]){to});
+	if (!rc)
+		rc = run_bound(ix,
+			       "UPDATE staged SET rel=?2||substr(rel,length(?1)+1) WHERE " UNDER(
+				       "rel", "?1"),
+			       2, (const char *const[]){from, to});
+	if (!rc)
+		rc = exec(ix, "COMMIT");
+	if (rc)
+		(void)exec(ix, "ROLLBACK");
+out:
+	pthread_mutex_unlock(&ix->lock);
+	return rc;
+}
+
+int sfs_index_staged_count(struct sfs_index *ix, int64_t *n)
+{
+	char *s = NULL;
+	int rc;
+
+	rc = query_text(ix, "SELECT count(*) FROM staged", 0, NULL, &s);
+	if (!rc)
+		*n = strtoll(s, NULL, 10);
+	free(s);
+	return rc;
 }

@@ -26,7 +26,7 @@
 struct sfs_index;
 
 /* Current schema version after all migrations. */
-#define SFS_INDEX_VERSION 2
+#define SFS_INDEX_VERSION 3
 
 /*
  * Open (creating it and its parent directories, mode 0700) and migrate the
@@ -112,6 +112,32 @@ int sfs_index_receipt_list(struct sfs_index *ix, const char *dir,
 			   int (*cb)(void *arg, const char *name, int64_t size), void *arg);
 /* 1 when dir has receipts, 0 when not, -errno on error. */
 int sfs_index_receipt_any(struct sfs_index *ix, const char *dir);
+
+/*
+ * Staged files stored in a backend that uploads them (s3): rel (relative to
+ * staging/) with the local size, mode and mtime the file had when its bytes
+ * were read for the upload.  The daemon records a row after each upload,
+ * moves rows on rename and forgets them on unlink and commit; at mount a
+ * local file whose size or mtime differs from its row (or that has none) is
+ * uploaded again, exactly, with no clock comparison against the server.
+ */
+struct sfs_staged {
+	uint64_t size;
+	unsigned mode;
+	int64_t mtime_ns;
+};
+int sfs_index_staged_put(struct sfs_index *ix, const char *rel, uint64_t size, unsigned mode,
+			 int64_t mtime_ns) __attribute__((warn_unused_result));
+/* -ENOENT when rel has no row. */
+int sfs_index_staged_get(struct sfs_index *ix, const char *rel, struct sfs_staged *out)
+	__attribute__((warn_unused_result));
+/* Forget rel and everything below it. */
+int sfs_index_staged_forget(struct sfs_index *ix, const char *rel)
+	__attribute__((warn_unused_result));
+/* Rows of from (and below) become rows of to; rows of to (and below) go first. */
+int sfs_index_staged_move(struct sfs_index *ix, const char *from, const char *to)
+	__attribute__((warn_unused_result));
+int sfs_index_staged_count(struct sfs_index *ix, int64_t *n) __attribute__((warn_unused_result));
 
 #endif
 

@@ -310,6 +310,42 @@ static void test_commit_value_build(void **state)
 	assert_int_equal(sfs_commit_value_build("raw", bad, 1, NULL, &v), -EINVAL);
 }
 
+static void test_staged_rows(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_staged r;
+	int64_t n = -1;
+
+	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/a.h5", &r), -ENOENT);
+	assert_int_equal(sfs_index_staged_put(f->ix, "lab/t/a.h5", 5, 0100644, 111), 0);
+	assert_int_equal(sfs_index_staged_put(f->ix, "lab/t/a.h5", 7, 0100600, 222),
+			 0); /* replace */
+	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/a.h5", &r), 0);
+	assert_true(r.size == 7 && r.mode == 0100600 && r.mtime_ns == 222);
+	/* a tree, a sibling sharing the prefix, and a name with LIKE's wildcards */
+	assert_int_equal(sfs_index_staged_put(f->ix, "lab/t/z.zarr/0.0", 1, 0100644, 1), 0);
+	assert_int_equal(sfs_index_staged_put(f->ix, "lab/t/z.zarr/.zarray", 1, 0100644, 1), 0);
+	assert_int_equal(sfs_index_staged_put(f->ix, "lab/t/z.zarr2/0.0", 1, 0100644, 1), 0);
+	assert_int_equal(sfs_index_staged_put(f->ix, "lab/t/z_zarr/0.0", 1, 0100644, 1), 0);
+	assert_int_equal(sfs_index_staged_put(f->ix, "lab/t/y.zarr/old", 1, 0100644, 1), 0);
+	/* rename z.zarr over y.zarr: y's rows go, z's move, the others stay */
+	assert_int_equal(sfs_index_staged_move(f->ix, "lab/t/z.zarr", "lab/t/y.zarr"), 0);
+	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/y.zarr/0.0", &r), 0);
+	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/y.zarr/.zarray", &r), 0);
+	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/y.zarr/old", &r), -ENOENT);
+	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/z.zarr/0.0", &r), -ENOENT);
+	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/z.zarr2/0.0", &r), 0);
+	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/z_zarr/0.0", &r), 0);
+	assert_int_equal(sfs_index_staged_count(f->ix, &n), 0);
+	assert_int_equal(n, 5);
+	/* forget a tree (commit) and a file (unlink) */
+	assert_int_equal(sfs_index_staged_forget(f->ix, "lab/t/y.zarr"), 0);
+	assert_int_equal(sfs_index_staged_forget(f->ix, "lab/t/a.h5"), 0);
+	assert_int_equal(sfs_index_staged_count(f->ix, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/z.zarr2/0.0", &r), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -322,6 +358,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dedup_keeps_first_object, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_and_retarget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_receipts_list_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_staged_rows, setup, teardown),
 		cmocka_unit_test(test_commit_value_build),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
