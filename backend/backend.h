@@ -60,8 +60,16 @@ struct sfs_staged_journal {
 	 * stored, but not like this (upload again); -ENOENT: no record.
 	 */
 	int (*stored)(void *arg, const char *rel, const struct stat *st);
-	/* The bytes of rel, as st describes the local file, are now in the store. */
-	void (*record)(void *arg, const char *rel, const struct stat *st);
+	/*
+	 * The bytes of rel, as st describes the local file (open as fd,
+	 * readable), are now in the store: remember st and the file's user xattrs.
+	 */
+	void (*record)(void *arg, const char *rel, int fd, const struct stat *st);
+	/*
+	 * fd holds rel's bytes just fetched from the store: give it the mode,
+	 * user xattrs and mtime recorded for rel, if its size is the recorded one.
+	 */
+	void (*restore)(void *arg, const char *rel, int fd);
 };
 
 /* flags for put/promote */

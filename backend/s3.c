@@ -761,11 +761,13 @@ static int reconcile_file(struct reconcile *r, int dfd, const char *name, const 
 	int64_t mt = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
 	if (o)
 		r->seen[o - r->remote.v] = 1;
-	int efd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	int evicted = efd >= 0 && fgetxattr(efd, SFS_XATTR_EVICTED, NULL, 0) >= 0;
-	if (efd >= 0)
-		close(efd);
-	if (evicted) { /* its bytes are in the store only: nothing to upload */
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		free(key);
+		return -errno;
+	}
+	if (fgetxattr(fd, SFS_XATTR_EVICTED, NULL, 0) >= 0) {
+		close(fd); /* its bytes are in the store only: nothing to upload */
 		free(key);
 		return 0;
 	}
@@ -782,21 +784,18 @@ static int reconcile_file(struct reconcile *r, int dfd, const char *name, const 
 					       mt > o->mtime_ns + 2000000000LL
 				     : !o || known != 1;
 	if (!stale && known == -ENOENT && j)
-		j->record(j->arg, rel,
-			  st); /* the object matches: remember it exactly from now on */
+		j->record(j->arg, rel, fd, st); /* the object matches: exact from now on */
 	if (stale) {
-		int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		rc = fd < 0 ? -errno : sfs_s3_put_fd(r->s->c, key, fd, (uint64_t)st->st_size, NULL);
-		if (fd >= 0)
-			close(fd);
+		rc = sfs_s3_put_fd(r->s->c, key, fd, (uint64_t)st->st_size, NULL);
 		if (rc == 0) {
 			r->uploaded++;
 			if (j)
-				j->record(j->arg, rel, st);
+				j->record(j->arg, rel, fd, st);
 			sfs_log(LOG_NOTICE, "s3: stored staged '%s' that was not uploaded before",
 				rel);
 		}
 	}
+	close(fd);
 	free(key);
 	return rc;
 }
@@ -876,17 +875,21 @@ static int download(struct s3_backend *s, const struct obj *o, const char *rel)
 		goto out;
 	}
 	rc = fetch_into(s, o->key, o->size, fd);
-	if (!rc && rename(tmp, path) < 0)
-		rc = -errno;
-	/* keep the object's time so the next mount does not upload it again */
+	/* the object's time, or what the index recorded (mode, xattrs, mtime) */
 	struct timespec ts[2] = {
 		{.tv_nsec = UTIME_OMIT},
 		{.tv_sec = o->mtime_ns / 1000000000LL, .tv_nsec = o->mtime_ns % 1000000000LL}};
 	if (!rc && o->mtime_ns)
-		(void)utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
+		(void)futimens(fd, ts);
+	const struct sfs_staged_journal *j = s->journal;
 	struct stat dst;
-	if (!rc && s->journal && lstat(path, &dst) == 0)
-		s->journal->record(s->journal->arg, rel, &dst); /* the local copy is the object */
+	if (!rc && j) {
+		j->restore(j->arg, rel, fd);
+		if (fstat(fd, &dst) == 0)
+			j->record(j->arg, rel, fd, &dst); /* the local copy is the object */
+	}
+	if (!rc && rename(tmp, path) < 0)
+		rc = -errno;
 out:
 	if (fd >= 0) {
 		close(fd);

@@ -70,18 +70,87 @@ static int journal_stored(void *arg, const char *rel, const struct stat *st)
 
 	if (rc)
 		return rc;
-	return r.size == (uint64_t)st->st_size && r.mtime_ns == mtime_ns_of(st);
+	rc = r.size == (uint64_t)st->st_size && r.mtime_ns == mtime_ns_of(st);
+	sfs_staged_release(&r);
+	return rc;
+}
+
+/* The user's xattrs of fd (not stagefs' own "user.stagefs.*") into r. */
+static int user_xattrs(int fd, struct sfs_staged *r)
+{
+	ssize_t n = flistxattr(fd, NULL, 0);
+	char *names;
+
+	if (n <= 0)
+		return n < 0 && errno != ENOTSUP ? -errno : 0;
+	names = malloc((size_t)n);
+	if (!names)
+		return -ENOMEM;
+	n = flistxattr(fd, names, (size_t)n);
+	for (char *p = names; n > 0 && p < names + n; p += strlen(p) + 1) {
+		if (strncmp(p, "user.", 5) != 0 || strncmp(p, "user.stagefs.", 13) == 0)
+			continue;
+		ssize_t len = fgetxattr(fd, p, NULL, 0);
+		void *v = len >= 0 ? malloc(len ? (size_t)len : 1) : NULL;
+		struct sfs_staged_xattr *xs =
+			v ? realloc(r->xattrs, (r->n_xattrs + 1) * sizeof(*xs)) : NULL;
+		if (!xs) {
+			free(v);
+			continue; /* gone meanwhile, or no memory: the row just lacks it */
+		}
+		r->xattrs = xs;
+		len = fgetxattr(fd, p, v, (size_t)len);
+		xs[r->n_xattrs].name = strdup(p);
+		if (len < 0 || !xs[r->n_xattrs].name) {
+			free(xs[r->n_xattrs].name);
+			free(v);
+			continue;
+		}
+		xs[r->n_xattrs].value = v;
+		xs[r->n_xattrs].len = (size_t)len;
+		r->n_xattrs++;
+	}
+	free(names);
+	return 0;
 }
 
 /* A row that is missing or stale only costs an upload at the next mount: log, go on. */
-static void journal_record(void *arg, const char *rel, const struct stat *st)
+static void journal_record(void *arg, const char *rel, int fd, const struct stat *st)
 {
 	struct sfs_fs *fs = arg;
-	int rc = sfs_index_staged_put(fs->ix, rel, (uint64_t)st->st_size, (unsigned)st->st_mode,
-				      mtime_ns_of(st));
+	struct sfs_staged r = {.size = (uint64_t)st->st_size,
+			       .mode = (unsigned)st->st_mode,
+			       .mtime_ns = mtime_ns_of(st)};
+	int rc = fd >= 0 ? user_xattrs(fd, &r) : 0;
+
+	if (!rc)
+		rc = sfs_index_staged_put(fs->ix, rel, &r);
 	if (rc)
 		sfs_log(LOG_WARNING, "index: cannot record stored 'staging/%s': %s", rel,
 			strerror(-rc));
+	sfs_staged_release(&r);
+}
+
+static void journal_restore(void *arg, const char *rel, int fd)
+{
+	struct sfs_fs *fs = arg;
+	struct sfs_staged r;
+	struct stat st;
+
+	if (sfs_index_staged_get(fs->ix, rel, &r) != 0)
+		return;
+	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size == r.size) {
+		(void)fchmod(fd, (mode_t)(r.mode & 07777));
+		for (size_t i = 0; i < r.n_xattrs; i++)
+			if (fsetxattr(fd, r.xattrs[i].name, r.xattrs[i].value, r.xattrs[i].len, 0))
+				sfs_log(LOG_WARNING, "cannot restore %s of 'staging/%s': %s",
+					r.xattrs[i].name, rel, strerror(errno));
+		struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
+					 {.tv_sec = r.mtime_ns / 1000000000LL,
+					  .tv_nsec = r.mtime_ns % 1000000000LL}};
+		(void)futimens(fd, ts);
+	}
+	sfs_staged_release(&r);
 }
 
 static void journal_forget(struct sfs_fs *fs, const char *rel)
@@ -883,7 +952,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 			else
 				rc = fd < 0 ? -errno : -ENOMEM;
 			if (!rc)
-				journal_record(fs, rel, &lst);
+				journal_record(fs, rel, fd, &lst);
 			sfs_cache_unlock(fs);
 		}
 		if (rc) {
@@ -1320,7 +1389,7 @@ static int store_staged(struct sfs_fs *fs, struct sfs_inode *in, int fd, int dur
 		if (rc != -ENOSPC && rc != -EDQUOT && rc != -ENOMEM)
 			rc = -EIO;
 	} else {
-		journal_record(fs, rel, &st);
+		journal_record(fs, rel, fd, &st);
 		sfs_cache_stored(fs, fd);
 	}
 	free(rel);
@@ -2005,6 +2074,7 @@ int sfs_fs_init(struct sfs_fs *fs, struct sfs_config *cfg, struct sfs_backend *b
 	fs->journal.arg = fs;
 	fs->journal.stored = journal_stored;
 	fs->journal.record = journal_record;
+	fs->journal.restore = journal_restore;
 	if (be->ops->set_journal)
 		be->ops->set_journal(be, &fs->journal);
 	fs->staging_fd = sfs_backend_staging_dir(be);

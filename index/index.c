@@ -50,7 +50,11 @@ static const char *const migrations[] = {
 	"CREATE TABLE staged("
 	"  rel TEXT PRIMARY KEY,"
 	"  size INTEGER NOT NULL, mode INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
-	"  stored TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));",
+	"  stored TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
+	"CREATE TABLE staged_xattrs("
+	"  rel TEXT NOT NULL REFERENCES staged(rel) ON UPDATE CASCADE ON DELETE CASCADE,"
+	"  name TEXT NOT NULL, value BLOB NOT NULL,"
+	"  PRIMARY KEY(rel, name));",
 };
 
 static int xlate(struct sfs_index *ix, int rc, const char *what)
@@ -749,24 +753,96 @@ out:
 /* rel itself or below rel (no LIKE: '_' and '%' are ordinary in names) */
 #define UNDER(col, p) "(" col "=" p " OR substr(" col ",1,length(" p ")+1)=" p "||'/')"
 
-int sfs_index_staged_put(struct sfs_index *ix, const char *rel, uint64_t size, unsigned mode,
-			 int64_t mtime_ns)
+int sfs_index_staged_put(struct sfs_index *ix, const char *rel, const struct sfs_staged *r)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	pthread_mutex_lock(&ix->lock);
-	rc = prep(ix, &st,
-		  "INSERT OR REPLACE INTO staged(rel,size,mode,mtime_ns) VALUES(?1,?2,?3,?4)");
+	rc = exec(ix, "BEGIN IMMEDIATE");
+	if (rc)
+		goto out;
+	/* the old row goes first, and its xattrs with it (ON DELETE CASCADE) */
+	rc = run_bound(ix, "DELETE FROM staged WHERE rel=?1", 1, (const char *const[]){rel});
+	if (!rc)
+		rc = prep(ix, &st,
+			  "INSERT INTO staged(rel,size,mode,mtime_ns) VALUES(?1,?2,?3,?4)");
 	if (!rc) {
 		bind_text(st, 1, rel);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
-		sqlite3_bind_int64(st, 3, (sqlite3_int64)mode);
-		sqlite3_bind_int64(st, 4, mtime_ns);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)r->size);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)r->mode);
+		sqlite3_bind_int64(st, 4, r->mtime_ns);
 		rc = xlate(ix, sqlite3_step(st), "record a stored staged file");
 	}
 	sqlite3_finalize(st);
+	st = NULL;
+	if (!rc && r->n_xattrs)
+		rc = prep(ix, &st, "INSERT INTO staged_xattrs(rel,name,value) VALUES(?1,?2,?3)");
+	for (size_t i = 0; !rc && i < r->n_xattrs; i++) {
+		sqlite3_reset(st);
+		bind_text(st, 1, rel);
+		bind_text(st, 2, r->xattrs[i].name);
+		sqlite3_bind_blob(st, 3, r->xattrs[i].value ? r->xattrs[i].value : "",
+				  (int)r->xattrs[i].len, SQLITE_STATIC);
+		rc = xlate(ix, sqlite3_step(st), "record a staged file's xattr");
+	}
+	sqlite3_finalize(st);
+	if (!rc)
+		rc = exec(ix, "COMMIT");
+	if (rc)
+		(void)exec(ix, "ROLLBACK");
+out:
 	pthread_mutex_unlock(&ix->lock);
+	return rc;
+}
+
+void sfs_staged_release(struct sfs_staged *r)
+{
+	for (size_t i = 0; i < r->n_xattrs; i++) {
+		free(r->xattrs[i].name);
+		free(r->xattrs[i].value);
+	}
+	free(r->xattrs);
+	r->xattrs = NULL;
+	r->n_xattrs = 0;
+}
+
+/* Read rel's xattrs into r; caller holds the lock. */
+static int staged_xattrs(struct sfs_index *ix, const char *rel, struct sfs_staged *r)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prep(ix, &st, "SELECT name,value FROM staged_xattrs WHERE rel=?1 ORDER BY name");
+	int step;
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, rel);
+	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct sfs_staged_xattr *v =
+			realloc(r->xattrs, (r->n_xattrs + 1) * sizeof(*r->xattrs));
+		if (!v) {
+			rc = -ENOMEM;
+			break;
+		}
+		r->xattrs = v;
+		struct sfs_staged_xattr *x = &v[r->n_xattrs];
+		size_t len = (size_t)sqlite3_column_bytes(st, 1);
+		x->name = col_dup(st, 0);
+		x->value = malloc(len ? len : 1);
+		x->len = len;
+		if (!x->name || !x->value) {
+			free(x->name);
+			free(x->value);
+			rc = -ENOMEM;
+			break;
+		}
+		if (len)
+			memcpy(x->value, sqlite3_column_blob(st, 1), len);
+		r->n_xattrs++;
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = xlate(ix, step, "read a staged file's xattrs");
+	sqlite3_finalize(st);
 	return rc;
 }
 
@@ -781,9 +857,15 @@ int sfs_index_staged_get(struct sfs_index *ix, const char *rel, struct sfs_stage
 		bind_text(st, 1, rel);
 		int step = sqlite3_step(st);
 		if (step == SQLITE_ROW) {
+			memset(out, 0, sizeof(*out));
 			out->size = (uint64_t)sqlite3_column_int64(st, 0);
 			out->mode = (unsigned)sqlite3_column_int64(st, 1);
 			out->mtime_ns = sqlite3_column_int64(st, 2);
+			sqlite3_finalize(st);
+			st = NULL;
+			rc = staged_xattrs(ix, rel, out);
+			if (rc)
+				sfs_staged_release(out);
 		} else {
 			rc = step == SQLITE_DONE ? -ENOENT
 						 : xlate(ix, step, "look up a staged file");

@@ -21,6 +21,7 @@
 #ifndef SFS_INDEX_H
 #define SFS_INDEX_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct sfs_index;
@@ -121,14 +122,24 @@ int sfs_index_receipt_any(struct sfs_index *ix, const char *dir);
  * local file whose size or mtime differs from its row (or that has none) is
  * uploaded again, exactly, with no clock comparison against the server.
  */
+struct sfs_staged_xattr {
+	char *name; /* e.g. "user.lab.operator" */
+	void *value;
+	size_t len;
+};
 struct sfs_staged {
 	uint64_t size;
 	unsigned mode;
 	int64_t mtime_ns;
+	struct sfs_staged_xattr *xattrs; /* the file's user xattrs then (not stagefs' own) */
+	size_t n_xattrs;
 };
-int sfs_index_staged_put(struct sfs_index *ix, const char *rel, uint64_t size, unsigned mode,
-			 int64_t mtime_ns) __attribute__((warn_unused_result));
-/* -ENOENT when rel has no row. */
+/* Record (replace) rel's row with r's fields and xattrs, in one transaction. */
+int sfs_index_staged_put(struct sfs_index *ix, const char *rel, const struct sfs_staged *r)
+	__attribute__((warn_unused_result));
+/* Free what sfs_index_staged_get allocated in *r (xattrs). */
+void sfs_staged_release(struct sfs_staged *r);
+/* -ENOENT when rel has no row; release *out with sfs_staged_release. */
 int sfs_index_staged_get(struct sfs_index *ix, const char *rel, struct sfs_staged *out)
 	__attribute__((warn_unused_result));
 /* Forget rel and everything below it. */

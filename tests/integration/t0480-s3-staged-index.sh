@@ -1,6 +1,7 @@
 #!/bin/bash
-# On s3 the index records every stored staged file (size, mode, mtime of the
-# local file when its bytes were read for the upload), moves the rows on
+# On s3 the index records every stored staged file (size, mode, mtime and user
+# xattrs of the local file when its bytes were read for the upload; a lost
+# cache gets them back), moves the rows on
 # rename, forgets them on unlink and commit, and a mount uploads exactly the
 # local files that differ from their rows.  The case that comparing with the
 # server's LastModified got wrong: a file rewritten (same size) within two
@@ -78,12 +79,26 @@ check "after the crash the mount stored the rewrite" cmp "$T/a2.ref" "$(sobj _st
 check_eq "one upload at that mount" 1 "$(uploads)"
 check_eq "the row is the rewritten file" "$(local_st "$D/c.bin")" "$(row lab/ix/c.bin)"
 
-# a lost cache: files come back from the bucket and their rows match at once
+# a file with its own mode and user xattr, as a script would write it
+$PY - "$D/m.bin" <<'PYEOF'
+import os, sys
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o600)
+os.setxattr(fd, "user.lab.operator", b"ada\x00lovelace")
+os.write(fd, b"m" * 5000)
+os.close(fd)
+PYEOF
+m_before=$(local_st "$D/m.bin")
+
+# a lost cache: files come back from the bucket, with the mode, user xattrs
+# and mtime the index recorded, and their rows match at once
 unmount_fs
 rm -rf "$T/cache"
 mount_fs || exit 1
 check "a.bin came back from the bucket" cmp "$T/a1.ref" "$D/a.bin"
 check "c.bin came back from the bucket" cmp "$T/a2.ref" "$D/c.bin"
 check_eq "its row is the downloaded file" "$(local_st "$D/a.bin")" "$(row lab/ix/a.bin)"
+check_eq "m.bin: size, mode and mtime as before the loss" "$m_before" "$(local_st "$D/m.bin")"
+check_eq "m.bin: its user xattr is back" "b'ada\\x00lovelace'" \
+	"$($PY -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.lab.operator"))' "$D/m.bin")"
 remount || exit 1
 check_eq "and the next mount uploads nothing" 1 "$(uploads)"

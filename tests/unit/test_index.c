@@ -310,6 +310,13 @@ static void test_commit_value_build(void **state)
 	assert_int_equal(sfs_commit_value_build("raw", bad, 1, NULL, &v), -EINVAL);
 }
 
+static int put_row(struct sfs_index *ix, const char *rel, uint64_t size, unsigned mode,
+		   int64_t mtime)
+{
+	struct sfs_staged r = {.size = size, .mode = mode, .mtime_ns = mtime};
+	return sfs_index_staged_put(ix, rel, &r);
+}
+
 static void test_staged_rows(void **state)
 {
 	struct fx *f = *state;
@@ -317,20 +324,22 @@ static void test_staged_rows(void **state)
 	int64_t n = -1;
 
 	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/a.h5", &r), -ENOENT);
-	assert_int_equal(sfs_index_staged_put(f->ix, "lab/t/a.h5", 5, 0100644, 111), 0);
-	assert_int_equal(sfs_index_staged_put(f->ix, "lab/t/a.h5", 7, 0100600, 222),
-			 0); /* replace */
+	assert_int_equal(put_row(f->ix, "lab/t/a.h5", 5, 0100644, 111), 0);
+	assert_int_equal(put_row(f->ix, "lab/t/a.h5", 7, 0100600, 222), 0); /* replace */
 	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/a.h5", &r), 0);
 	assert_true(r.size == 7 && r.mode == 0100600 && r.mtime_ns == 222);
+	assert_int_equal(r.n_xattrs, 0);
+	sfs_staged_release(&r);
 	/* a tree, a sibling sharing the prefix, and a name with LIKE's wildcards */
-	assert_int_equal(sfs_index_staged_put(f->ix, "lab/t/z.zarr/0.0", 1, 0100644, 1), 0);
-	assert_int_equal(sfs_index_staged_put(f->ix, "lab/t/z.zarr/.zarray", 1, 0100644, 1), 0);
-	assert_int_equal(sfs_index_staged_put(f->ix, "lab/t/z.zarr2/0.0", 1, 0100644, 1), 0);
-	assert_int_equal(sfs_index_staged_put(f->ix, "lab/t/z_zarr/0.0", 1, 0100644, 1), 0);
-	assert_int_equal(sfs_index_staged_put(f->ix, "lab/t/y.zarr/old", 1, 0100644, 1), 0);
+	assert_int_equal(put_row(f->ix, "lab/t/z.zarr/0.0", 1, 0100644, 1), 0);
+	assert_int_equal(put_row(f->ix, "lab/t/z.zarr/.zarray", 1, 0100644, 1), 0);
+	assert_int_equal(put_row(f->ix, "lab/t/z.zarr2/0.0", 1, 0100644, 1), 0);
+	assert_int_equal(put_row(f->ix, "lab/t/z_zarr/0.0", 1, 0100644, 1), 0);
+	assert_int_equal(put_row(f->ix, "lab/t/y.zarr/old", 1, 0100644, 1), 0);
 	/* rename z.zarr over y.zarr: y's rows go, z's move, the others stay */
 	assert_int_equal(sfs_index_staged_move(f->ix, "lab/t/z.zarr", "lab/t/y.zarr"), 0);
 	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/y.zarr/0.0", &r), 0);
+	sfs_staged_release(&r);
 	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/y.zarr/.zarray", &r), 0);
 	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/y.zarr/old", &r), -ENOENT);
 	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/z.zarr/0.0", &r), -ENOENT);
@@ -346,6 +355,57 @@ static void test_staged_rows(void **state)
 	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/z.zarr2/0.0", &r), 0);
 }
 
+static int64_t xattr_rows(struct fx *f)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t n;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_prepare_v2(db, "SELECT count(*) FROM staged_xattrs", -1, &st, NULL),
+		SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+static void test_staged_xattrs(void **state)
+{
+	struct fx *f = *state;
+	static const char bin[] = {'a', 0, 'b', (char)0xff};
+	struct sfs_staged_xattr xs[] = {{(char *)"user.lab.raw", (void *)bin, sizeof(bin)},
+					{(char *)"user.lab.empty", NULL, 0}};
+	struct sfs_staged w = {
+		.size = 3, .mode = 0100640, .mtime_ns = 9, .xattrs = xs, .n_xattrs = 2};
+	struct sfs_staged r;
+
+	assert_int_equal(sfs_index_staged_put(f->ix, "lab/t/d/a", &w), 0);
+	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/d/a", &r), 0);
+	assert_int_equal(r.n_xattrs, 2);
+	assert_string_equal(r.xattrs[0].name, "user.lab.empty"); /* by name */
+	assert_int_equal(r.xattrs[0].len, 0);
+	assert_string_equal(r.xattrs[1].name, "user.lab.raw");
+	assert_int_equal(r.xattrs[1].len, sizeof(bin));
+	assert_memory_equal(r.xattrs[1].value, bin, sizeof(bin));
+	sfs_staged_release(&r);
+	/* replacing the row replaces its xattrs */
+	w.n_xattrs = 1;
+	assert_int_equal(sfs_index_staged_put(f->ix, "lab/t/d/a", &w), 0);
+	assert_int_equal(xattr_rows(f), 1);
+	/* they move with the row (a directory rename) and go with it */
+	assert_int_equal(sfs_index_staged_move(f->ix, "lab/t/d", "lab/t/e"), 0);
+	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/e/a", &r), 0);
+	assert_int_equal(r.n_xattrs, 1);
+	assert_string_equal(r.xattrs[0].name, "user.lab.raw");
+	sfs_staged_release(&r);
+	assert_int_equal(xattr_rows(f), 1);
+	assert_int_equal(sfs_index_staged_forget(f->ix, "lab/t/e"), 0);
+	assert_int_equal(xattr_rows(f), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -359,6 +419,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_abort_and_retarget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_receipts_list_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_staged_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_staged_xattrs, setup, teardown),
 		cmocka_unit_test(test_commit_value_build),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
