@@ -84,6 +84,8 @@ wait "$CP_PID"
 check_eq "the upload outlived the outage (close returned 0)" OK "$(cat "$T/big.rc")"
 check "the proxy saw the server gone" test "$(pstat upstream_down)" -ge 1
 check "outage: stored" cmp "$T/big.ref" "$(sobj _staging/lab/px/big.bin)"
+check_eq "outage: one object, nothing else stored" "_staging/lab/px/big.bin" \
+	"$(skeys _staging/lab/px | grep big)"
 prules '[]'
 
 # --- a 403 is not retried: close() fails with EIO, nothing is lost
