@@ -66,7 +66,8 @@ struct sfs_fs {
 	struct fuse_session *se;
 	int staging_fd;			   /* O_RDONLY|O_DIRECTORY fd of the staging dir */
 	struct sfs_staged_journal journal; /* index rows of stored staged files (s3) */
-	char *staging_real; /* its absolute path, to map /proc/self/fd links to rel paths */
+	struct sfs_fh *handles; /* open canonical, receipt and directory handles (under lock) */
+	char *staging_real;	/* its absolute path, to map /proc/self/fd links to rel paths */
 	size_t staging_real_len;
 	int read_only;
 	double timeout; /* entry/attr timeout for staging inodes */

@@ -165,6 +165,33 @@ static void procname(const struct sfs_inode *in, char *buf, size_t len)
 	snprintf(buf, len, "/proc/self/fd/%d", in->fd);
 }
 
+/* A staged file's mode or user xattrs changed: its row (if it was stored) follows. */
+static void journal_meta(struct sfs_fs *fs, struct sfs_inode *in)
+{
+	char proc[64], *rel = NULL;
+	struct stat st;
+
+	if (!uploads_on_close(fs) || in->type != S_IFREG || sfs_fs_staging_rel(fs, in, &rel))
+		return;
+	procname(in, proc, sizeof(proc));
+	int fd = open(proc, O_RDONLY | O_CLOEXEC); /* a regular file: the magic link is safe */
+	struct sfs_staged r = {0};
+	int rc = fd < 0 || fstat(fd, &st) < 0 ? -errno : 0;
+	if (!rc) {
+		r.mode = (unsigned)st.st_mode;
+		rc = user_xattrs(fd, &r);
+	}
+	if (!rc)
+		rc = sfs_index_staged_meta(fs->ix, rel, &r);
+	if (rc)
+		sfs_log(LOG_WARNING, "index: cannot record mode/xattrs of 'staging/%s': %s", rel,
+			strerror(-rc));
+	sfs_staged_release(&r);
+	if (fd >= 0)
+		close(fd);
+	free(rel);
+}
+
 static int is_stale(struct sfs_fs *fs, struct sfs_inode *in)
 {
 	pthread_mutex_lock(&fs->lock);
@@ -750,6 +777,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			rc = chmod(proc, attr->st_mode);
 		if (rc < 0)
 			goto err;
+		journal_meta(fs, in);
 	}
 	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
@@ -1098,6 +1126,86 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	fuse_reply_err(req, -rc);
 }
 
+/* ---- file handles of our own (canonical objects, receipts, directories) ---- */
+
+/*
+ * Every such handle is on a list, so that the ones the kernel never releases
+ * are freed at the end: a RELEASE the kernel sends asynchronously right
+ * before an unmount may never be read (the session ends at DESTROY).
+ */
+enum fh_kind { FH_CANON, FH_RECEIPT, FH_DIR };
+struct sfs_fh {
+	struct sfs_fh *prev, *next;
+	enum fh_kind kind;
+	void *p; /* struct sfs_bfile *, the receipt's JSON, struct dirh * */
+};
+
+struct dirh;
+static void dirh_free(struct dirh *d);
+
+/* A new handle for p (taken over; freed here on ENOMEM), or NULL. */
+static struct sfs_fh *fh_new(struct sfs_fs *fs, enum fh_kind kind, void *p)
+{
+	struct sfs_fh *h = calloc(1, sizeof(*h));
+
+	if (!h) {
+		if (kind == FH_CANON)
+			sfs_backend_close_obj(fs->be, p);
+		else if (kind == FH_DIR)
+			dirh_free(p);
+		else
+			free(p);
+		return NULL;
+	}
+	h->kind = kind;
+	h->p = p;
+	pthread_mutex_lock(&fs->lock);
+	h->next = fs->handles;
+	if (h->next)
+		h->next->prev = h;
+	fs->handles = h;
+	pthread_mutex_unlock(&fs->lock);
+	return h;
+}
+
+static void fh_free(struct sfs_fs *fs, struct sfs_fh *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&fs->lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		fs->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs->lock);
+	if (h->kind == FH_CANON)
+		sfs_backend_close_obj(fs->be, h->p);
+	else if (h->kind == FH_DIR)
+		dirh_free(h->p);
+	else
+		free(h->p);
+	free(h);
+}
+
+static struct sfs_fh *FH(struct fuse_file_info *fi)
+{
+	return (struct sfs_fh *)(uintptr_t)fi->fh;
+}
+
+/*
+ * Reply to an open; when the open was interrupted meanwhile (-ENOENT), no
+ * RELEASE will come for it: free the handle now.
+ */
+static void reply_open_fh(fuse_req_t req, struct sfs_fs *fs, struct fuse_file_info *fi,
+			  struct sfs_fh *h)
+{
+	fi->fh = (uint64_t)(uintptr_t)h;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		fh_free(fs, h);
+}
+
 /* ---- files ---- */
 
 static int open_flags(int flags)
@@ -1209,9 +1317,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = sfs_backend_open_obj(fs->be, in->key, &f);
 		if (rc)
 			break;
-		fi->fh = (uint64_t)(uintptr_t)f;
+		struct sfs_fh *h = fh_new(fs, FH_CANON, f);
+		if (!h) {
+			rc = -ENOMEM;
+			break;
+		}
 		fi->keep_cache = 1; /* canonical objects never change */
-		fuse_reply_open(req, fi);
+		reply_open_fh(req, fs, fi, h);
 		return;
 	}
 	case SFS_IK_RECEIPT: {
@@ -1223,9 +1335,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = receipt_json(fs, in, &json);
 		if (rc)
 			break;
-		fi->fh = (uint64_t)(uintptr_t)json;
+		struct sfs_fh *h = fh_new(fs, FH_RECEIPT, json);
+		if (!h) {
+			rc = -ENOMEM;
+			break;
+		}
 		fi->direct_io = 1;
-		fuse_reply_open(req, fi);
+		reply_open_fh(req, fs, fi, h);
 		return;
 	}
 	default:
@@ -1305,13 +1421,25 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	if (in->kind == SFS_IK_RECEIPT) {
-		const char *json = (const char *)(uintptr_t)fi->fh;
+		/*
+		 * Reply from a copy: once the kernel has the answer it may send
+		 * RELEASE, whose worker frees fi->fh while this one is still inside
+		 * writev() (ASan saw it read the freed JSON there).
+		 */
+		const char *json = FH(fi)->p;
 		size_t len = strlen(json);
-		if ((size_t)off >= len)
-			fuse_reply_buf(req, NULL, 0);
-		else
-			fuse_reply_buf(req, json + off,
-				       len - (size_t)off < size ? len - (size_t)off : size);
+		size_t n = (size_t)off >= len	      ? 0
+			   : len - (size_t)off < size ? len - (size_t)off
+						      : size;
+		char *copy = n ? malloc(n) : NULL;
+		if (n && !copy) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		if (n)
+			memcpy(copy, json + off, n);
+		fuse_reply_buf(req, copy, n);
+		free(copy);
 		return;
 	}
 	char *buf = malloc(size ? size : 1);
@@ -1319,8 +1447,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ssize_t n =
-		sfs_backend_pread(fs->be, (struct sfs_bfile *)(uintptr_t)fi->fh, buf, size, off);
+	ssize_t n = sfs_backend_pread(fs->be, FH(fi)->p, buf, size, off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -1430,10 +1557,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		pthread_mutex_unlock(&fs->lock);
 		break;
 	case SFS_IK_CANON:
-		sfs_backend_close_obj(fs->be, (struct sfs_bfile *)(uintptr_t)fi->fh);
-		break;
 	case SFS_IK_RECEIPT:
-		free((char *)(uintptr_t)fi->fh);
+		fh_free(fs, FH(fi));
 		break;
 	default:
 		break;
@@ -1632,16 +1757,20 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)d;
+	struct sfs_fh *h = fh_new(fs, FH_DIR, d);
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
 	fi->cache_readdir = 0;
-	fuse_reply_open(req, fi);
+	reply_open_fh(req, fs, fi, h);
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, int plus)
 {
 	struct sfs_fs *fs = FS(req);
-	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
+	struct dirh *d = FH(fi)->p;
 	char *buf = malloc(size), *p = buf;
 	size_t rem = size;
 
@@ -1701,7 +1830,7 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	dirh_free((struct dirh *)(uintptr_t)fi->fh);
+	fh_free(FS(req), FH(fi));
 	fuse_reply_err(req, 0);
 }
 
@@ -1803,6 +1932,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	}
 	procname(in, proc, sizeof(proc));
 	rc = setxattr(proc, name, value, size, flags) < 0 ? -errno : 0;
+	if (!rc)
+		journal_meta(fs, in);
 	fuse_reply_err(req, -rc);
 }
 
@@ -1917,7 +2048,10 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		return;
 	}
 	procname(in, proc, sizeof(proc));
-	fuse_reply_err(req, removexattr(proc, name) < 0 ? errno : 0);
+	rc = removexattr(proc, name) < 0 ? -errno : 0;
+	if (!rc)
+		journal_meta(fs, in);
+	fuse_reply_err(req, -rc);
 }
 
 static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
@@ -2127,6 +2261,8 @@ void sfs_fs_release(struct sfs_fs *fs)
 	if (fs->staging_fd >= 0)
 		close(fs->staging_fd);
 	free(fs->staging_real);
+	while (fs->handles) /* opened, never released (see fh_new) */
+		fh_free(fs, fs->handles);
 	pthread_mutex_destroy(&fs->root.hlock);
 	free(fs->root.status);
 	pthread_mutex_destroy(&fs->lock);

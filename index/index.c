@@ -753,31 +753,15 @@ out:
 /* rel itself or below rel (no LIKE: '_' and '%' are ordinary in names) */
 #define UNDER(col, p) "(" col "=" p " OR substr(" col ",1,length(" p ")+1)=" p "||'/')"
 
-int sfs_index_staged_put(struct sfs_index *ix, const char *rel, const struct sfs_staged *r)
+/* Insert r's xattrs as rel's (its old ones are gone already); caller holds the lock. */
+static int insert_xattrs(struct sfs_index *ix, const char *rel, const struct sfs_staged *r)
 {
 	sqlite3_stmt *st = NULL;
-	int rc;
+	int rc = 0;
 
-	pthread_mutex_lock(&ix->lock);
-	rc = exec(ix, "BEGIN IMMEDIATE");
-	if (rc)
-		goto out;
-	/* the old row goes first, and its xattrs with it (ON DELETE CASCADE) */
-	rc = run_bound(ix, "DELETE FROM staged WHERE rel=?1", 1, (const char *const[]){rel});
-	if (!rc)
-		rc = prep(ix, &st,
-			  "INSERT INTO staged(rel,size,mode,mtime_ns) VALUES(?1,?2,?3,?4)");
-	if (!rc) {
-		bind_text(st, 1, rel);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)r->size);
-		sqlite3_bind_int64(st, 3, (sqlite3_int64)r->mode);
-		sqlite3_bind_int64(st, 4, r->mtime_ns);
-		rc = xlate(ix, sqlite3_step(st), "record a stored staged file");
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if (!rc && r->n_xattrs)
-		rc = prep(ix, &st, "INSERT INTO staged_xattrs(rel,name,value) VALUES(?1,?2,?3)");
+	if (!r->n_xattrs)
+		return 0;
+	rc = prep(ix, &st, "INSERT INTO staged_xattrs(rel,name,value) VALUES(?1,?2,?3)");
 	for (size_t i = 0; !rc && i < r->n_xattrs; i++) {
 		sqlite3_reset(st);
 		bind_text(st, 1, rel);
@@ -787,6 +771,47 @@ int sfs_index_staged_put(struct sfs_index *ix, const char *rel, const struct sfs
 		rc = xlate(ix, sqlite3_step(st), "record a staged file's xattr");
 	}
 	sqlite3_finalize(st);
+	return rc;
+}
+
+/*
+ * Write rel's row from r in one transaction: all of it (put), or, when
+ * meta_only, just its mode and xattrs, and only if it has a row.
+ */
+static int staged_write(struct sfs_index *ix, const char *rel, const struct sfs_staged *r,
+			int meta_only)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, have = 1;
+
+	pthread_mutex_lock(&ix->lock);
+	rc = exec(ix, "BEGIN IMMEDIATE");
+	if (rc)
+		goto out;
+	/* the old row (or its xattrs) go first; a row's xattrs go with it (ON DELETE CASCADE) */
+	rc = run_bound(ix,
+		       meta_only ? "DELETE FROM staged_xattrs WHERE rel=?1"
+				 : "DELETE FROM staged WHERE rel=?1",
+		       1, (const char *const[]){rel});
+	if (!rc)
+		rc = prep(
+			ix, &st,
+			meta_only
+				? "UPDATE staged SET mode=?3 WHERE rel=?1"
+				: "INSERT INTO staged(rel,size,mode,mtime_ns) VALUES(?1,?2,?3,?4)");
+	if (!rc) {
+		bind_text(st, 1, rel);
+		if (!meta_only) {
+			sqlite3_bind_int64(st, 2, (sqlite3_int64)r->size);
+			sqlite3_bind_int64(st, 4, r->mtime_ns);
+		}
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)r->mode);
+		rc = xlate(ix, sqlite3_step(st), "record a stored staged file");
+		have = !rc && sqlite3_changes(ix->db) > 0; /* meta_only: no row, nothing to do */
+	}
+	sqlite3_finalize(st);
+	if (!rc && have)
+		rc = insert_xattrs(ix, rel, r);
 	if (!rc)
 		rc = exec(ix, "COMMIT");
 	if (rc)
@@ -794,6 +819,11 @@ int sfs_index_staged_put(struct sfs_index *ix, const char *rel, const struct sfs
 out:
 	pthread_mutex_unlock(&ix->lock);
 	return rc;
+}
+
+int sfs_index_staged_put(struct sfs_index *ix, const char *rel, const struct sfs_staged *r)
+{
+	return staged_write(ix, rel, r, 0);
 }
 
 void sfs_staged_release(struct sfs_staged *r)
@@ -844,6 +874,11 @@ static int staged_xattrs(struct sfs_index *ix, const char *rel, struct sfs_stage
 		rc = xlate(ix, step, "read a staged file's xattrs");
 	sqlite3_finalize(st);
 	return rc;
+}
+
+int sfs_index_staged_meta(struct sfs_index *ix, const char *rel, const struct sfs_staged *r)
+{
+	return staged_write(ix, rel, r, 1);
 }
 
 int sfs_index_staged_get(struct sfs_index *ix, const char *rel, struct sfs_staged *out)

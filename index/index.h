@@ -137,6 +137,13 @@ struct sfs_staged {
 /* Record (replace) rel's row with r's fields and xattrs, in one transaction. */
 int sfs_index_staged_put(struct sfs_index *ix, const char *rel, const struct sfs_staged *r)
 	__attribute__((warn_unused_result));
+/*
+ * rel's mode or user xattrs changed, not its bytes: replace mode and xattrs
+ * of its row from r (size and mtime stay: they describe what was stored).
+ * Nothing when rel has no row.
+ */
+int sfs_index_staged_meta(struct sfs_index *ix, const char *rel, const struct sfs_staged *r)
+	__attribute__((warn_unused_result));
 /* Free what sfs_index_staged_get allocated in *r (xattrs). */
 void sfs_staged_release(struct sfs_staged *r);
 /* -ENOENT when rel has no row; release *out with sfs_staged_release. */

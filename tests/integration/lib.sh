@@ -313,6 +313,10 @@ _cleanup() {
 		unmount_fs
 		is_mounted && fusermount3 -uz "$MNT" 2>/dev/null
 		if [ "$FAILED" -gt 0 ] && [ -s "$T/daemon.log" ]; then
+			if grep -q "ERROR: AddressSanitizer\|runtime error:" "$T/daemon.log"; then
+				_say "--- sanitizer report ---"
+				grep -A 40 "ERROR: AddressSanitizer\|runtime error:" "$T/daemon.log" | head -n 80
+			fi
 			_say "--- daemon log (last 30 lines) ---"
 			tail -n 30 "$T/daemon.log"
 		fi

@@ -87,6 +87,9 @@ os.setxattr(fd, "user.lab.operator", b"ada\x00lovelace")
 os.write(fd, b"m" * 5000)
 os.close(fd)
 PYEOF
+# and after the close, metadata only (no new upload): the row follows
+check "chmod after the close" chmod 0640 "$D/m.bin"
+check "setxattr after the close" $PY -c 'import os,sys; os.setxattr(sys.argv[1], "user.lab.rig", b"2")' "$D/m.bin"
 m_before=$(local_st "$D/m.bin")
 
 # a lost cache: files come back from the bucket, with the mode, user xattrs
@@ -98,7 +101,7 @@ check "a.bin came back from the bucket" cmp "$T/a1.ref" "$D/a.bin"
 check "c.bin came back from the bucket" cmp "$T/a2.ref" "$D/c.bin"
 check_eq "its row is the downloaded file" "$(local_st "$D/a.bin")" "$(row lab/ix/a.bin)"
 check_eq "m.bin: size, mode and mtime as before the loss" "$m_before" "$(local_st "$D/m.bin")"
-check_eq "m.bin: its user xattr is back" "b'ada\\x00lovelace'" \
-	"$($PY -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.lab.operator"))' "$D/m.bin")"
+check_eq "m.bin: its user xattrs are back" "b'ada\\x00lovelace' b'2'" \
+	"$($PY -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.lab.operator"), os.getxattr(sys.argv[1], "user.lab.rig"))' "$D/m.bin")"
 remount || exit 1
 check_eq "and the next mount uploads nothing" 1 "$(uploads)"

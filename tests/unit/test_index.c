@@ -402,6 +402,19 @@ static void test_staged_xattrs(void **state)
 	assert_string_equal(r.xattrs[0].name, "user.lab.raw");
 	sfs_staged_release(&r);
 	assert_int_equal(xattr_rows(f), 1);
+	/* metadata only (chmod, setfattr): mode and xattrs change, size and mtime stay */
+	struct sfs_staged m = {
+		.size = 99, .mode = 0100600, .mtime_ns = 99, .xattrs = &xs[1], .n_xattrs = 1};
+	assert_int_equal(sfs_index_staged_meta(f->ix, "lab/t/e/a", &m), 0);
+	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/e/a", &r), 0);
+	assert_true(r.size == 3 && r.mtime_ns == 9 && r.mode == 0100600);
+	assert_int_equal(r.n_xattrs, 1);
+	assert_string_equal(r.xattrs[0].name, "user.lab.empty");
+	sfs_staged_release(&r);
+	/* a file never stored gets no row from metadata changes */
+	assert_int_equal(sfs_index_staged_meta(f->ix, "lab/t/e/never", &m), 0);
+	assert_int_equal(sfs_index_staged_get(f->ix, "lab/t/e/never", &r), -ENOENT);
+	assert_int_equal(xattr_rows(f), 1);
 	assert_int_equal(sfs_index_staged_forget(f->ix, "lab/t/e"), 0);
 	assert_int_equal(xattr_rows(f), 0);
 }
