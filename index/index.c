@@ -106,6 +106,17 @@ static int exec(struct sfs_index *ix, const char *sql)
 	return xlate(ix, sqlite3_exec(ix->db, sql, NULL, NULL, NULL), sql);
 }
 
+/* End the transaction begun with BEGIN IMMEDIATE: COMMIT when rc is 0, else (or when
+   COMMIT fails) ROLLBACK.  Returns the outcome. */
+static int tx_end(struct sfs_index *ix, int rc)
+{
+	if (!rc)
+		rc = exec(ix, "COMMIT");
+	if (rc)
+		(void)exec(ix, "ROLLBACK");
+	return rc;
+}
+
 static int migrate(struct sfs_index *ix)
 {
 	sqlite3_stmt *st = NULL;
@@ -131,12 +142,9 @@ static int migrate(struct sfs_index *ix)
 		snprintf(setv, sizeof(setv), "PRAGMA user_version=%d", version + 1);
 		if (!rc)
 			rc = exec(ix, setv);
-		if (!rc)
-			rc = exec(ix, "COMMIT");
-		if (rc) {
-			(void)exec(ix, "ROLLBACK");
+		rc = tx_end(ix, rc);
+		if (rc)
 			return rc;
-		}
 		sfs_log(LOG_INFO, "index '%s' migrated to schema version %d", ix->path,
 			version + 1);
 	}
@@ -421,10 +429,7 @@ int sfs_index_job_finish(struct sfs_index *ix, const struct sfs_job *j, int dedu
 	if (!rc)
 		rc = run_bound(ix, "DELETE FROM commit_jobs WHERE id=?1", 1,
 			       (const char *const[]){idbuf});
-	if (!rc)
-		rc = exec(ix, "COMMIT");
-	if (rc)
-		(void)exec(ix, "ROLLBACK");
+	rc = tx_end(ix, rc);
 out:
 	pthread_mutex_unlock(&ix->lock);
 	return rc;
@@ -812,10 +817,7 @@ static int staged_write(struct sfs_index *ix, const char *rel, const struct sfs_
 	sqlite3_finalize(st);
 	if (!rc && have)
 		rc = insert_xattrs(ix, rel, r);
-	if (!rc)
-		rc = exec(ix, "COMMIT");
-	if (rc)
-		(void)exec(ix, "ROLLBACK");
+	rc = tx_end(ix, rc);
 out:
 	pthread_mutex_unlock(&ix->lock);
 	return rc;
@@ -938,10 +940,7 @@ int sfs_index_staged_move(struct sfs_index *ix, const char *from, const char *to
 			       "UPDATE staged SET rel=?2||substr(rel,length(?1)+1) WHERE " UNDER(
 				       "rel", "?1"),
 			       2, (const char *const[]){from, to});
-	if (!rc)
-		rc = exec(ix, "COMMIT");
-	if (rc)
-		(void)exec(ix, "ROLLBACK");
+	rc = tx_end(ix, rc);
 out:
 	pthread_mutex_unlock(&ix->lock);
 	return rc;
