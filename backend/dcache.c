@@ -68,6 +68,11 @@ void sfs_dcache_free(struct sfs_dcache *c)
 	free(c);
 }
 
+int sfs_dcache_enabled(const struct sfs_dcache *c)
+{
+	return c->ttl_ns > 0 && c->max > 0;
+}
+
 struct sfs_dlist *sfs_dlist_new(void)
 {
 	return calloc(1, sizeof(struct sfs_dlist));
@@ -135,7 +140,7 @@ static void drop(struct sfs_dcache *c, size_t i)
 void sfs_dcache_put(struct sfs_dcache *c, const char *dir, struct sfs_dlist *l,
 		    long long started_ns)
 {
-	if (!c->ttl_ns || !c->max || !(l->dir = strdup(dir))) {
+	if (!sfs_dcache_enabled(c) || !(l->dir = strdup(dir))) {
 		free(l->dir);
 		l->dir = NULL;
 		dlist_free(l);

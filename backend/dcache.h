@@ -44,6 +44,9 @@ int sfs_dcache_new(int ttl_s, size_t max_dirs, struct sfs_dcache **out)
 /* Free the cache and every listing no caller holds.  NULL-safe. */
 void sfs_dcache_free(struct sfs_dcache *c);
 
+/* Does the cache keep anything (ttl and max_dirs above 0)?  Else listings need not be built. */
+int sfs_dcache_enabled(const struct sfs_dcache *c);
+
 /* A new, empty listing to fill with sfs_dlist_add (NULL on ENOMEM). */
 struct sfs_dlist *sfs_dlist_new(void);
 /* Append name (copied) with its attributes. */

@@ -379,7 +379,7 @@ static int s3_list(struct sfs_backend *b, const char *key, sfs_list_cb cb, void 
 	l.plen = strlen(p);
 	l.cb = cb;
 	l.arg = arg;
-	l.keep = is_staged(key) ? NULL : sfs_dlist_new();
+	l.keep = is_staged(key) || !sfs_dcache_enabled(s->dc) ? NULL : sfs_dlist_new();
 	long long started = sfs_dcache_now();
 	rc = sfs_s3_list(s->c, p, "/", 0, 0, list_cb, &l);
 	if (rc == 0 && l.count > 0 && l.keep) {
@@ -672,6 +672,20 @@ static void s3_close(struct sfs_backend *b, struct sfs_bfile *f)
 
 /* ---- small objects ---- */
 
+/*
+ * The server answered 501 to If-None-Match (the mount's probe can miss that:
+ * a server may ignore the header on one request and refuse it on another):
+ * no-replace checks with a HEAD first from now on.  Said once.
+ */
+static void no_conditional_writes(struct s3_backend *s)
+{
+	if (atomic_exchange(&s->cond_put, 0))
+		sfs_log(LOG_INFO,
+			"s3: '%s' does not implement If-None-Match; no-replace uses "
+			"HEAD, then PUT or copy",
+			sfs_s3_client_endpoint(s->c));
+}
+
 /* PUT fk, honouring SFS_NOREPLACE with If-None-Match or HEAD-then-PUT. */
 static int put_object(struct s3_backend *s, const char *fk, const void *buf, size_t n, int flags)
 {
@@ -683,9 +697,7 @@ static int put_object(struct s3_backend *s, const char *fk, const void *buf, siz
 		rc = sfs_s3_put(s->c, fk, buf, n, SFS_S3_IF_NONE_MATCH);
 		if (rc != -ENOSYS)
 			return rc;
-		s->cond_put = 0; /* 501: fall back from now on */
-		sfs_log(LOG_INFO, "s3: '%s' does not implement If-None-Match; using HEAD then PUT",
-			sfs_s3_client_endpoint(s->c));
+		no_conditional_writes(s);
 	}
 	rc = sfs_s3_head(s->c, fk, NULL);
 	if (rc == 0)
@@ -1256,11 +1268,7 @@ static int s3_promote(struct sfs_backend *b, const char *staged_rel, const char 
 	int cflags = (flags & SFS_NOREPLACE) && !is_dir && s->cond_put ? SFS_S3_IF_NONE_MATCH : 0;
 	rc = copy_all(s, &l, from, to, is_dir, cflags);
 	if (rc == -ENOSYS && cflags) {
-		s->cond_put = 0;
-		sfs_log(LOG_INFO,
-			"s3: '%s' does not implement If-None-Match on uploads; "
-			"no-replace uses HEAD then copy",
-			sfs_s3_client_endpoint(s->c));
+		no_conditional_writes(s);
 		rc = copy_all(s, &l, from, to, is_dir, 0);
 	}
 	if (rc || (flags & SFS_KEEP_SOURCE))

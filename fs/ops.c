@@ -114,21 +114,31 @@ static int user_xattrs(int fd, struct sfs_staged *r)
 	return 0;
 }
 
-/* A row that is missing or stale only costs an upload at the next mount: log, go on. */
-static void journal_record(void *arg, const char *rel, int fd, const struct stat *st)
+/*
+ * Write rel's row from st and fd's user xattrs: all of it, or (meta_only) its
+ * mode and xattrs.  A row that is missing or stale only costs an upload at the
+ * next mount: log, go on.
+ */
+static void journal_write(struct sfs_fs *fs, const char *rel, int fd, const struct stat *st,
+			  int meta_only)
 {
-	struct sfs_fs *fs = arg;
 	struct sfs_staged r = {.size = (uint64_t)st->st_size,
 			       .mode = (unsigned)st->st_mode,
 			       .mtime_ns = mtime_ns_of(st)};
 	int rc = fd >= 0 ? user_xattrs(fd, &r) : 0;
 
 	if (!rc)
-		rc = sfs_index_staged_put(fs->ix, rel, &r);
+		rc = meta_only ? sfs_index_staged_meta(fs->ix, rel, &r)
+			       : sfs_index_staged_put(fs->ix, rel, &r);
 	if (rc)
-		sfs_log(LOG_WARNING, "index: cannot record stored 'staging/%s': %s", rel,
-			strerror(-rc));
+		sfs_log(LOG_WARNING, "index: cannot record %s 'staging/%s': %s",
+			meta_only ? "mode/xattrs of" : "stored", rel, strerror(-rc));
 	sfs_staged_release(&r);
+}
+
+static void journal_record(void *arg, const char *rel, int fd, const struct stat *st)
+{
+	journal_write(arg, rel, fd, st, 0);
 }
 
 static void journal_restore(void *arg, const char *rel, int fd)
@@ -175,18 +185,11 @@ static void journal_meta(struct sfs_fs *fs, struct sfs_inode *in)
 		return;
 	procname(in, proc, sizeof(proc));
 	int fd = open(proc, O_RDONLY | O_CLOEXEC); /* a regular file: the magic link is safe */
-	struct sfs_staged r = {0};
-	int rc = fd < 0 || fstat(fd, &st) < 0 ? -errno : 0;
-	if (!rc) {
-		r.mode = (unsigned)st.st_mode;
-		rc = user_xattrs(fd, &r);
-	}
-	if (!rc)
-		rc = sfs_index_staged_meta(fs->ix, rel, &r);
-	if (rc)
+	if (fd >= 0 && fstat(fd, &st) == 0)
+		journal_write(fs, rel, fd, &st, 1);
+	else
 		sfs_log(LOG_WARNING, "index: cannot record mode/xattrs of 'staging/%s': %s", rel,
-			strerror(-rc));
-	sfs_staged_release(&r);
+			strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	free(rel);
