@@ -140,9 +140,32 @@ PYEOF
 
 md5() { md5sum <"$1" | cut -d' ' -f1; }
 
-is_mounted() {
-	# /proc/mounts escapes spaces etc.; our paths have none
-	awk -v m="$MNT" '$2 == m { f = 1 } END { exit !f }' /proc/mounts
+# _mounted DIR: is DIR a mountpoint?  (/proc/mounts escapes spaces etc.; our paths have none)
+_mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
+is_mounted() { _mounted "$MNT"; }
+
+# _await_mount PID DIR LOG: wait (10 s deadline) until the daemon PID has
+# mounted DIR.  Otherwise fail (naming the reason, from its LOG), make sure it
+# is gone and nothing stays mounted, and return 1.
+_await_mount() {
+	local pid=$1 dir=$2 log=$3 deadline=$((SECONDS + 10)) rc
+	while ! _mounted "$dir"; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			rc=0
+			wait "$pid" || rc=$?
+			fail "mount: daemon exited $rc before mounting" "$(tail -n 5 "$log")"
+			return 1
+		fi
+		if [ $SECONDS -ge $deadline ]; then
+			fail "mount: not mounted after 10 s"
+			kill -KILL "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+			fusermount3 -uz "$dir" 2>/dev/null
+			return 1
+		fi
+		sleep 0.05
+	done
+	return 0
 }
 
 # mount_fs [extra stagefs args, e.g. -o token_length=4]
@@ -154,26 +177,10 @@ mount_fs() {
 	"$STAGEFS" -f -o "index=$INDEX${BACKEND_OPTS:+,$BACKEND_OPTS}" "$@" "$SOURCE" "$MNT" \
 		>>"$T/daemon.log" 2>&1 &
 	DAEMON_PID=$!
-	local deadline=$((SECONDS + 10))
-	while ! is_mounted; do
-		if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-			local rc=0
-			wait "$DAEMON_PID" || rc=$?
-			DAEMON_PID=
-			fail "mount: daemon exited $rc before mounting" "$(tail -n 5 "$T/daemon.log")"
-			return 1
-		fi
-		if [ $SECONDS -ge $deadline ]; then
-			fail "mount: not mounted after 10 s"
-			kill -KILL "$DAEMON_PID" 2>/dev/null
-			wait "$DAEMON_PID" 2>/dev/null
-			DAEMON_PID=
-			fusermount3 -uz "$MNT" 2>/dev/null
-			return 1
-		fi
-		sleep 0.05
-	done
-	return 0
+	_await_mount "$DAEMON_PID" "$MNT" "$T/daemon.log" || {
+		DAEMON_PID=
+		return 1
+	}
 }
 
 # Reap the daemon within a deadline; SIGKILL it when it hangs.  Sets REAP_RC.
@@ -196,30 +203,36 @@ _reap_daemon() {
 	REAP_RC=$rc
 }
 
+# _unmount PID DIR LOG WHAT: fusermount3 -u DIR (retries, then -uz), reap the
+# daemon PID and check that WHAT ("daemon") exited 0 (else fail with its LOG).
+_unmount() {
+	local pid=$1 dir=$2 log=$3 what=$4 i
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		fusermount3 -u "$dir" 2>/dev/null && break
+		_mounted "$dir" || break
+		sleep 0.2
+	done
+	if _mounted "$dir"; then
+		fail "unmount: fusermount3 -u kept failing (busy?); lazy unmount"
+		fusermount3 -uz "$dir" 2>/dev/null
+	fi
+	_reap_daemon "$pid"
+	if [ "$REAP_RC" = 0 ]; then
+		ok "$what exited 0 at unmount"
+	else
+		fail "$what exit status at unmount" "$REAP_RC; log: $(tail -n 20 "$log")"
+		return 1
+	fi
+}
+
 unmount_fs() {
-	local i rc
 	if [ -z "$DAEMON_PID" ]; then
 		is_mounted && fusermount3 -uz "$MNT" 2>/dev/null
 		return 0
 	fi
-	for i in 1 2 3 4 5 6 7 8 9 10; do
-		fusermount3 -u "$MNT" 2>/dev/null && break
-		is_mounted || break
-		sleep 0.2
-	done
-	if is_mounted; then
-		fail "unmount: fusermount3 -u kept failing (busy?); lazy unmount"
-		fusermount3 -uz "$MNT" 2>/dev/null
-	fi
-	_reap_daemon "$DAEMON_PID"
-	rc=$REAP_RC
+	local pid=$DAEMON_PID
 	DAEMON_PID=
-	if [ "$rc" = 0 ]; then
-		ok "daemon exited 0 at unmount"
-	else
-		fail "daemon exit status at unmount" "$rc; log: $(tail -n 20 "$T/daemon.log")"
-		return 1
-	fi
+	_unmount "$pid" "$MNT" "$T/daemon.log" daemon
 }
 
 remount() {
@@ -237,35 +250,17 @@ mount_second() {
 	[ "$BACKEND" = s3 ] && opts="$opts,cache_dir=$T/cache2"
 	"$STAGEFS" -f -o "$opts" "$@" "$SOURCE" "$MNT2" >>"$T/daemon2.log" 2>&1 &
 	DAEMON2_PID=$!
-	local deadline=$((SECONDS + 10))
-	until awk -v m="$MNT2" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; do
-		if ! kill -0 "$DAEMON2_PID" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
-			fail "second mount failed" "$(tail -n 5 "$T/daemon2.log")"
-			kill -KILL "$DAEMON2_PID" 2>/dev/null
-			wait "$DAEMON2_PID" 2>/dev/null
-			DAEMON2_PID=
-			fusermount3 -uz "$MNT2" 2>/dev/null
-			return 1
-		fi
-		sleep 0.05
-	done
+	_await_mount "$DAEMON2_PID" "$MNT2" "$T/daemon2.log" || {
+		DAEMON2_PID=
+		return 1
+	}
 }
 
 unmount_second() {
 	[ -n "$DAEMON2_PID" ] || return 0
-	local i
-	for i in 1 2 3 4 5 6 7 8 9 10; do
-		fusermount3 -u "$MNT2" 2>/dev/null && break
-		sleep 0.2
-	done
-	awk -v m="$MNT2" '$2 == m { f = 1 } END { exit !f }' /proc/mounts && fusermount3 -uz "$MNT2"
-	_reap_daemon "$DAEMON2_PID"
+	local pid=$DAEMON2_PID
 	DAEMON2_PID=
-	if [ "$REAP_RC" = 0 ]; then
-		ok "second daemon exited 0 at unmount"
-	else
-		fail "second daemon exit status at unmount" "$REAP_RC; log: $(tail -n 20 "$T/daemon2.log")"
-	fi
+	_unmount "$pid" "$MNT2" "$T/daemon2.log" "second daemon"
 }
 
 kill_daemon() {
@@ -358,6 +353,9 @@ trap _cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# _free_port: a TCP port free on loopback right now
+_free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
 T=$(mktemp -d "${TMPDIR:-/tmp}/stagefs-$TEST_NAME.XXXXXX")
 BACKEND=${STAGEFS_BACKEND:-file}
 MNT=$T/mnt
@@ -375,7 +373,7 @@ s3)
 	unset AWS_CA_BUNDLE
 	export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
 	unset AWS_SESSION_TOKEN AWS_PROFILE
-	S3_PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	S3_PORT=$(_free_port)
 	S3_DIR=$T/s3
 	if ! bash "$REPO_ROOT/scripts/s3-server" start "$S3_DIR" "$S3_PORT" stagefs-test >"$T/s3-start.log" 2>&1; then
 		S3_DIR=
@@ -398,7 +396,7 @@ mkdir -p "$MNT"
 # verification, If-None-Match, UploadPartCopy, injected faults) between the
 # mount and s3rver; SOURCE then points at it.  Its log is $T/proxy.log.
 proxy_start() {
-	PROXY_PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	PROXY_PORT=$(_free_port)
 	rm -f "$T/proxy.ready"
 	bg_start $PY "$TESTS_DIR/s3proxy.py" --listen "$PROXY_PORT" --upstream "$S3_PORT" \
 		--log "$T/proxy.log" --ready-file "$T/proxy.ready" "$@" 2>>"$T/proxy.err"

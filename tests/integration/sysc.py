@@ -34,6 +34,20 @@ def run(op, a):
             os.write(fd, a[1].encode())
         finally:
             os.close(fd)
+    elif op == "write_file":    # write_file PATH SRC: SRC's bytes into PATH (created if missing,
+        # not truncated); an error of close() (an upload that failed) is the answer too
+        fd = os.open(a[0], os.O_CREAT | os.O_WRONLY, 0o644)
+        try:
+            with open(a[1], "rb") as f:
+                os.write(fd, f.read())
+        finally:
+            os.close(fd)
+    elif op == "fsync":         # open PATH read-write, fsync, close
+        fd = os.open(a[0], os.O_RDWR)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     elif op == "read":
         with open(a[0], "rb") as f:
             f.read()

@@ -18,24 +18,14 @@ check "store a file while the server is up" cp "$T/a.ref" "$D/a.bin"
 
 bash "$REPO_ROOT/scripts/s3-server" stop "$S3_DIR" >/dev/null 2>&1
 head -c 500000 /dev/urandom >"$T/b.ref"
-out=$($PY - "$D/b.bin" "$T/b.ref" <<'PYEOF'
-import errno, os, sys
-fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o644)
-os.write(fd, open(sys.argv[2], "rb").read())
-try:
-    os.close(fd)   # close() waits for the upload
-    print("OK")
-except OSError as e:
-    print(errno.errorcode[e.errno])
-PYEOF
-)
+out=$(sysc write_file "$D/b.bin" "$T/b.ref")
 check_eq "close during the outage reports EIO" EIO "$out"
 check "the bytes are kept locally" cmp "$T/b.ref" "$D/b.bin"
 check "the daemon log names the failed request" grep -q "b.bin" "$T/daemon.log"
 
 bash "$REPO_ROOT/scripts/s3-server" start "$S3_DIR" "$S3_PORT" stagefs-test >/dev/null 2>&1
 check "server back" curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$S3_PORT/"
-out=$($PY -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDWR); os.fsync(fd); os.close(fd); print("OK")' "$D/b.bin" 2>&1)
+out=$(sysc fsync "$D/b.bin")
 check_eq "fsync stores it once the server is back" OK "$out"
 check "the bucket has the bytes" cmp "$T/b.ref" "$(sobj _staging/lab/faults/b.bin)"
 check_eq "commit it" OK "$(commit "$D/b.bin" hash)"

@@ -91,22 +91,12 @@ prules '[]'
 # --- a 403 is not retried: close() fails with EIO, nothing is lost
 head -c 100000 /dev/urandom >"$T/d.ref"
 prules '[{"match": "^PUT .*/denied\\.bin", "times": 1, "status": 403, "code": "AccessDenied"}]'
-out=$($PY - "$D/denied.bin" "$T/d.ref" <<'PYEOF'
-import errno, os, sys
-fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o644)
-os.write(fd, open(sys.argv[2], "rb").read())
-try:
-    os.close(fd)
-    print("OK")
-except OSError as e:
-    print(errno.errorcode[e.errno])
-PYEOF
-)
+out=$(sysc write_file "$D/denied.bin" "$T/d.ref")
 check_eq "403: close reports EIO" EIO "$out"
 check_eq "403: sent once (not retried)" 1 "$(grep -c '^PUT .*/denied\.bin$' "$T/proxy.log")"
 check "403: the daemon log names the request" grep -q "denied.bin.*403\|403.*denied.bin" "$T/daemon.log"
 check "403: the bytes are kept" cmp "$T/d.ref" "$D/denied.bin"
-out=$($PY -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDWR); os.fsync(fd); os.close(fd); print("OK")' "$D/denied.bin" 2>&1)
+out=$(sysc fsync "$D/denied.bin")
 check_eq "403: fsync stores it afterwards" OK "$out"
 check "403: stored" cmp "$T/d.ref" "$(sobj _staging/lab/px/denied.bin)"
 

@@ -59,17 +59,7 @@ head -c 70000 /dev/urandom >"$T/c1.ref"
 head -c 70000 /dev/urandom >"$T/a2.ref"
 cp "$T/c1.ref" "$D/c.bin"
 prules '[{"match": "^PUT .*/c\\.bin", "times": -1, "status": 500}]'
-out=$($PY - "$D/c.bin" "$T/a2.ref" <<'PYEOF'
-import errno, os, sys
-fd = os.open(sys.argv[1], os.O_WRONLY)
-os.write(fd, open(sys.argv[2], "rb").read())
-try:
-    os.close(fd)
-    print("OK")
-except OSError as e:
-    print(errno.errorcode[e.errno])
-PYEOF
-)
+out=$(sysc write_file "$D/c.bin" "$T/a2.ref")
 check_eq "the rewrite's upload fails" EIO "$out"
 check "the bucket still has the first bytes" cmp "$T/c1.ref" "$(sobj _staging/lab/ix/c.bin)"
 kill_daemon
