@@ -12,7 +12,10 @@ PREFIX  ?= /usr/local
 DEVELOPER ?= 1
 VERSION := 0.1.0
 
-PKGS    := fuse3 sqlite3 libcrypto inih libcurl libxml-2.0
+# pkg-config module:Debian package, for every library the build links
+PKG_DEBS := fuse3:libfuse3-dev sqlite3:libsqlite3-dev libcrypto:libssl-dev inih:libinih-dev \
+            libcurl:libcurl4-openssl-dev libxml-2.0:libxml2-dev
+PKGS    := $(foreach p,$(PKG_DEBS),$(firstword $(subst :, ,$(p))))
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -46,12 +49,34 @@ FAKE_SRC := $(wildcard tests/fakes/*.c)
 FAKE_OBJ := $(FAKE_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test check bench install clean deps unit integration format-check banned san
+.PHONY: all run test check bench install clean deps deps-check unit integration format-check \
+        banned san
 
 all: stagefs
 
 stagefs: $(BIN)
 	$(Q)cp $(BIN) $@.tmp && mv -f $@.tmp $@
+
+# Before compiling anything: are the libraries there?  (The variables above were
+# read when make started, so `make run`/`test`/`bench` install first and build in
+# a second make; a plain `make` with packages missing says which, instead of
+# failing in the compiler.)
+deps-check:
+	@missing=""; \
+	command -v $(CC) >/dev/null 2>&1 || missing="$$missing build-essential"; \
+	if ! command -v pkg-config >/dev/null 2>&1; then missing="$$missing pkg-config"; fi; \
+	for pd in $(PKG_DEBS); do \
+	    command -v pkg-config >/dev/null 2>&1 && pkg-config --exists $${pd%%:*} 2>/dev/null || \
+	        missing="$$missing $${pd#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "stagefs: cannot build: missing Debian packages:$$missing" >&2; \
+	    echo "  install them with 'make deps' (or: sudo apt-get install$$missing)," >&2; \
+	    echo "  or run 'make run' / 'make test', which install what is missing first" >&2; \
+	    exit 1; \
+	fi
+
+$(LIB_OBJ) $(MAIN_OBJ) $(FAKE_OBJ) $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.o): | deps-check
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -81,6 +106,7 @@ san:
 	$(Q)$(MAKE) --no-print-directory SANITIZE=address,undefined $(BUILD)/san/stagefs \
 	    $(UNIT_SRC:tests/unit/%.c=build/san/tests/%)
 
+# install first, then build in a new make that sees the installed libraries
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN)
 	$(Q)$(MAKE) --no-print-directory san
@@ -100,10 +126,12 @@ banned:
 	    $(wildcard common/*.[ch] backend/*.[ch] index/*.[ch] fs/*.[ch]); then \
 	    echo "banned functions used (see STYLE.md)"; exit 1; else echo "banned: ok"; fi
 
-run: deps all
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bash scripts/demo
 
-bench: deps all
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bash scripts/bench
 
 install: all
