@@ -96,7 +96,7 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(FAKE_OBJ) $(LIB)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(FAKE_OBJ) $(LIB) $(LDLIBS) $(CMOCKA_LIBS)
 
 deps:
-	$(Q)bash scripts/install-deps
+	$(Q)bash scripts/install-deps test
 
 unit: $(UNIT_BIN)
 	$(Q)bash tests/run-unit $(UNIT_BIN)
@@ -126,11 +126,13 @@ banned:
 	    $(wildcard common/*.[ch] backend/*.[ch] index/*.[ch] fs/*.[ch]); then \
 	    echo "banned functions used (see STYLE.md)"; exit 1; else echo "banned: ok"; fi
 
-run: deps
+run:
+	$(Q)bash scripts/install-deps run
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bash scripts/demo
 
-bench: deps
+bench:
+	$(Q)bash scripts/install-deps bench
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bash scripts/bench
 

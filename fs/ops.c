@@ -370,9 +370,12 @@ static struct sfs_inode *intern(struct sfs_fs *fs, struct sfs_inode *fresh)
 
 /* ---- attributes ---- */
 
+static struct timespec mount_time; /* the times of directories that only this mount makes up */
+
 static void synth_dir_attr(struct stat *st, uint64_t ino, mode_t perm)
 {
 	memset(st, 0, sizeof(*st));
+	st->st_mtim = st->st_ctim = st->st_atim = mount_time;
 	st->st_ino = ino;
 	st->st_mode = S_IFDIR | perm;
 	st->st_nlink = 2;
@@ -2192,6 +2195,7 @@ int sfs_fs_init(struct sfs_fs *fs, struct sfs_config *cfg, struct sfs_backend *b
 	fs->staging_fd = -1;
 	fs->read_only = cfg->read_only;
 	fs->timeout = 1.0;
+	clock_gettime(CLOCK_REALTIME, &mount_time);
 	pthread_mutex_init(&fs->lock, NULL);
 	pthread_mutex_init(&fs->nlock, NULL);
 	pthread_cond_init(&fs->ncond, NULL);

@@ -132,6 +132,7 @@ static int migrate(struct sfs_index *ix)
 	if (version > n)
 		return sfs_err(-EPROTO, "index '%s' has schema version %d; this stagefs knows %d",
 			       ix->path, version, n);
+	const int from = version;
 	for (; version < n; version++) {
 		char setv[64];
 
@@ -145,9 +146,12 @@ static int migrate(struct sfs_index *ix)
 		rc = tx_end(ix, rc);
 		if (rc)
 			return rc;
-		sfs_log(LOG_INFO, "index '%s' migrated to schema version %d", ix->path,
-			version + 1);
 	}
+	if (from == 0)
+		sfs_log(LOG_INFO, "index '%s' created (schema version %d)", ix->path, n);
+	else if (from < n)
+		sfs_log(LOG_INFO, "index '%s' migrated from schema version %d to %d", ix->path,
+			from, n);
 	return 0;
 }
 
