@@ -79,8 +79,14 @@ struct sfs_staged_journal {
 			       the caller removes it with staged_remove once it has recorded
 			       that the copy is complete (crash safety of copy + delete) */
 
+/* capabilities (struct sfs_backend_ops.caps) */
+#define SFS_BCAP_STAGING_CACHE \
+	0x1 /* the staging dir only caches the store: staged files are uploaded
+			       (staged_sync), evicted (staged_fetch) and mirrored (staged_*) */
+
 struct sfs_backend_ops {
 	const char *name; /* "file", "s3" */
+	unsigned caps;	  /* SFS_BCAP_* */
 
 	/*
 	 * Optional: the journal staging_dir's reconciliation uses (called

@@ -1348,6 +1348,7 @@ static void s3_set_journal(struct sfs_backend *b, const struct sfs_staged_journa
 
 static const struct sfs_backend_ops s3_ops = {
 	.name = "s3",
+	.caps = SFS_BCAP_STAGING_CACHE,
 	.set_journal = s3_set_journal,
 	.staging_dir = s3_staging_dir,
 	.staged_sync = s3_staged_sync,

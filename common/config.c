@@ -340,6 +340,8 @@ static const struct sfs_config_key keys[] = {
 	{"cache_dir", KT_STR, F(cache_dir), NULL, check_abs_path, 0},
 	{"cache_size", KT_SIZE, F(cache_size), NULL, NULL, 0},
 	{"dir_cache_time", KT_SECONDS, F(dir_cache_time), NULL, NULL, 0},
+	{"inode_handles", KT_BOOL, F(inode_handles), NULL, NULL, 0},
+	{"max_inodes", KT_SIZE, F(max_inodes), NULL, NULL, 0},
 	{"snapshot", KT_STR, F(snapshot), NULL, check_snapshot, 0},
 	{"ro", KT_BOOL, F(read_only), NULL, NULL, 0},
 	{"allow_other", KT_BOOL, F(allow_other), NULL, NULL, 0},
@@ -364,6 +366,11 @@ static char **str_field(struct sfs_config *c, const struct sfs_config_key *k)
 static int *int_field(struct sfs_config *c, const struct sfs_config_key *k)
 {
 	return (int *)((char *)c + k->off);
+}
+
+static uint64_t *u64_field(struct sfs_config *c, const struct sfs_config_key *k)
+{
+	return (uint64_t *)((char *)c + k->off);
 }
 
 static int parse_bool(const char *v, int *out)
@@ -433,7 +440,7 @@ static int set_key(struct sfs_config *c, const struct sfs_config_key *k, const c
 		if (sfs_config_parse_size(v, &size))
 			return fail(why, n, -EINVAL,
 				    "expected bytes with an optional K/M/G/T suffix, e.g. 10G");
-		c->cache_size = size;
+		*u64_field(c, k) = size;
 		return 0;
 	case KT_SECONDS: {
 		char *end;
@@ -501,6 +508,8 @@ void sfs_config_init(struct sfs_config *c)
 	c->token_length = 8;
 	c->cache_size = 10ull << 30;
 	c->dir_cache_time = 10;
+	c->inode_handles = -1;
+	c->max_inodes = 262144;
 }
 
 void sfs_config_release(struct sfs_config *c)

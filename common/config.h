@@ -8,6 +8,7 @@
  *   credentials_file profile store_name schema_prefix hash_prefix subfolding
  *   partition_pattern token_length index cache_dir cache_size snapshot
  *   dir_cache_time (s3: how stale a canonical listing may be; not in SPEC §3)
+ *   inode_handles, max_inodes (how the daemon tracks staging inodes; not in SPEC §3)
  * plus the mount flags ro, allow_other, default_permissions.
  *
  * Lifecycle: sfs_config_init() -> any number of sfs_config_load_file() /
@@ -78,6 +79,9 @@ struct sfs_config {
 	char *cache_dir;     /* default $XDG_CACHE_HOME/stagefs or /var/cache/stagefs (root) */
 	uint64_t cache_size; /* bytes; accepts suffixes K M G T (1024-based); default 10G */
 	int dir_cache_time;  /* s3: seconds a canonical directory listing is reused; default 10 */
+	int inode_handles;   /* find staging inodes by kernel file handle: 1 must, 0 never,
+				-1 (default) where the filesystem and privileges allow */
+	uint64_t max_inodes; /* staging inodes kept before idle ones are reclaimed; 256K */
 	char *snapshot;	     /* mount this published snapshot read-only; NULL = live store */
 	int read_only;	     /* -o ro (forced by snapshot) */
 	int allow_other;

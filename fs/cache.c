@@ -12,7 +12,8 @@
 
 #include "common/fsutil.h"
 #include "common/log.h"
-#include "fs/fs.h"
+#include "fs/hasher.h"
+#include "fs/staging.h"
 
 struct cand {
 	char *rel;
@@ -65,26 +66,27 @@ static int scan_cb(void *arg, int dirfd, const char *name, const char *rel, cons
 	if (!bytes)
 		return 0;
 	pthread_mutex_lock(&sc->fs->lock);
-	struct sfs_inode *in = sfs_fs_find_staging_locked(sc->fs, st->st_dev, st->st_ino);
+	struct sfs_stg *in =
+		st->st_dev == sc->fs->staging_dev ? sfs_stg_find_locked(sc->fs, st->st_ino) : NULL;
 	int busy = in && (in->opens > 0 || in->writers > 0 || in->committing);
-	if (in && !busy) {
-		/* the hasher may still read a file closed a moment ago */
-		struct sfs_hjob *j = sfs_inode_hjob(in);
-		busy = sfs_hjob_pending(j);
-		sfs_hjob_put(j);
-	}
+	struct sfs_hjob *j = in && !busy ? sfs_stg_hjob(in) : NULL;
 	pthread_mutex_unlock(&sc->fs->lock);
+	/* the hasher may still read a file closed a moment ago */
+	busy = busy || sfs_hjob_pending(j);
+	sfs_hjob_put(j);
 	int fd = busy ? -1 : openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0 && is_clean(fd, st)) {
 		if (sc->n == sc->cap) {
 			size_t ncap = sc->cap ? sc->cap * 2 : 64;
 			struct cand *nv = realloc(sc->v, ncap * sizeof(*nv));
-			if (nv) {
-				sc->v = nv;
-				sc->cap = ncap;
+			if (!nv) {
+				close(fd);
+				return -ENOMEM;
 			}
+			sc->v = nv;
+			sc->cap = ncap;
 		}
-		sc->v[sc->n].rel = sc->n < sc->cap ? strdup(rel) : NULL;
+		sc->v[sc->n].rel = strdup(rel);
 		if (sc->v[sc->n].rel) {
 			sc->v[sc->n].bytes = bytes;
 			sc->v[sc->n].atime = st->st_atim;
@@ -138,6 +140,9 @@ static int rescan(struct sfs_fs *fs, uint64_t low_water)
 
 	if (dfd >= 0)
 		close(dfd);
+	pthread_mutex_lock(&fs->cache_mutex);
+	fs->cache_rescans++;
+	pthread_mutex_unlock(&fs->cache_mutex);
 	if (!rc && sc.used > low_water && sc.n) {
 		qsort(sc.v, sc.n, sizeof(*sc.v), by_atime);
 		for (size_t i = 0; i < sc.n && sc.used > low_water; i++)
@@ -180,6 +185,15 @@ void sfs_cache_release(struct sfs_fs *fs)
 	fs->cache_ready = 0;
 }
 
+void sfs_cache_changed(struct sfs_fs *fs)
+{
+	if (!sfs_cache_active(fs))
+		return;
+	pthread_mutex_lock(&fs->cache_mutex);
+	fs->cache_gen++;
+	pthread_mutex_unlock(&fs->cache_mutex);
+}
+
 void sfs_cache_stored(struct sfs_fs *fs, int fd)
 {
 	struct stat st;
@@ -187,6 +201,7 @@ void sfs_cache_stored(struct sfs_fs *fs, int fd)
 
 	if (!sfs_cache_active(fs) || fstat(fd, &st) < 0)
 		return;
+	sfs_cache_changed(fs); /* one more file may be evicted */
 	snprintf(v, sizeof(v), "%llu %lld", (unsigned long long)st.st_size,
 		 (long long)ns_of(&st.st_mtim));
 	if (fsetxattr(fd, SFS_XATTR_UPLOADED, v, strlen(v), 0) < 0)
@@ -219,7 +234,7 @@ static int restore(struct sfs_fs *fs, const char *rel, int fd, int trunc)
 	return 0;
 }
 
-int sfs_cache_lock_present(struct sfs_fs *fs, struct sfs_inode *in, int trunc)
+int sfs_cache_lock_present(struct sfs_fs *fs, struct sfs_stg *in, int trunc)
 {
 	char proc[64], *rel = NULL;
 	int rc = 0;
@@ -229,18 +244,26 @@ int sfs_cache_lock_present(struct sfs_fs *fs, struct sfs_inode *in, int trunc)
 	pthread_rwlock_rdlock(&fs->evict_lock);
 	if (in->type != S_IFREG)
 		return 0;
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", in->fd);
-	if (getxattr(proc, SFS_XATTR_EVICTED, NULL, 0) < 0)
+	int pfd = sfs_stg_open(fs, in, O_PATH);
+	if (pfd < 0) {
+		pthread_rwlock_unlock(&fs->evict_lock);
+		return pfd;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+	if (getxattr(proc, SFS_XATTR_EVICTED, NULL, 0) < 0) {
+		close(pfd);
 		return 0; /* the common case: the bytes are here */
+	}
 	/* one fetch at a time: a second opener finds the mark gone */
 	pthread_mutex_lock(&fs->fetch_mutex);
 	int fd = open(proc, O_RDWR | O_CLOEXEC);
-	rc = fd < 0 ? -errno : sfs_fs_staging_rel(fs, in, &rel);
+	rc = fd < 0 ? -errno : sfs_stg_rel(fs, in, &rel);
 	if (!rc)
 		rc = restore(fs, rel, fd, trunc);
 	if (fd >= 0)
 		close(fd);
 	pthread_mutex_unlock(&fs->fetch_mutex);
+	close(pfd);
 	free(rel);
 	if (rc)
 		pthread_rwlock_unlock(&fs->evict_lock);
@@ -282,11 +305,21 @@ int sfs_cache_grow(struct sfs_fs *fs, int fd, off_t off, size_t n)
 	int fits = fs->cache_used + growth <= fs->cache_limit;
 	if (fits)
 		fs->cache_used += growth;
+	/*
+	 * Nothing became evictable since a rescan found nothing to evict: walking
+	 * the whole tree again on every write would find nothing again.
+	 */
+	int hopeless = !fits && fs->cache_full && fs->cache_full_gen == fs->cache_gen;
 	pthread_mutex_unlock(&fs->cache_mutex);
 	if (fits)
 		return 0;
+	if (hopeless)
+		return -ENOSPC;
 	/* over the limit: measure again (removals are not counted) and evict what is stored */
 	pthread_rwlock_wrlock(&fs->evict_lock);
+	pthread_mutex_lock(&fs->cache_mutex);
+	uint64_t gen = fs->cache_gen;
+	pthread_mutex_unlock(&fs->cache_mutex);
 	int rc = rescan(fs, fs->cache_limit - fs->cache_limit / 5);
 	pthread_rwlock_unlock(&fs->evict_lock);
 	if (rc)
@@ -295,6 +328,8 @@ int sfs_cache_grow(struct sfs_fs *fs, int fd, off_t off, size_t n)
 	fits = fs->cache_used + growth <= fs->cache_limit;
 	if (fits)
 		fs->cache_used += growth;
+	fs->cache_full = !fits;
+	fs->cache_full_gen = gen;
 	pthread_mutex_unlock(&fs->cache_mutex);
 	return fits ? 0 : -ENOSPC;
 }

@@ -20,7 +20,7 @@
 #include <sys/types.h>
 
 struct sfs_fs;
-struct sfs_inode;
+struct sfs_stg;
 
 /* Measure the cache at mount (cache_size from the config). 0 or -errno. */
 int sfs_cache_init(struct sfs_fs *fs) __attribute__((warn_unused_result));
@@ -30,6 +30,8 @@ int sfs_cache_active(struct sfs_fs *fs);
 
 /* The file open as fd was stored in the backend just now: it may be evicted later. */
 void sfs_cache_stored(struct sfs_fs *fs, int fd);
+/* Something was removed or closed: a full cache may have room again. */
+void sfs_cache_changed(struct sfs_fs *fs);
 
 /*
  * Before opening / using staged file in (rel path rel): bring back its bytes
@@ -37,7 +39,7 @@ void sfs_cache_stored(struct sfs_fs *fs, int fd);
  * lock for reading on success: call sfs_cache_unlock() once the open is
  * accounted (in->opens) or the use is over.
  */
-int sfs_cache_lock_present(struct sfs_fs *fs, struct sfs_inode *in, int trunc)
+int sfs_cache_lock_present(struct sfs_fs *fs, struct sfs_stg *in, int trunc)
 	__attribute__((warn_unused_result));
 void sfs_cache_unlock(struct sfs_fs *fs);
 
@@ -47,7 +49,11 @@ void sfs_cache_unlock(struct sfs_fs *fs);
  */
 int sfs_cache_present_rel(struct sfs_fs *fs, const char *rel) __attribute__((warn_unused_result));
 
-/* Before writing n bytes at off into fd: account growth; -ENOSPC when the cache is full. */
+/*
+ * Before writing n bytes at off into fd: account growth; -ENOSPC when the
+ * cache is full.  A full cache is walked again only after something became
+ * evictable or was removed (sfs_cache_stored / sfs_cache_changed).
+ */
 int sfs_cache_grow(struct sfs_fs *fs, int fd, off_t off, size_t n)
 	__attribute__((warn_unused_result));
 

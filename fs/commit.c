@@ -17,6 +17,9 @@
  * canonical present -> step 7; staged entry still there -> forget the intent.
  */
 #include "fs/fs.h"
+#include "fs/cache.h"
+#include "fs/hasher.h"
+#include "fs/staging.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -190,15 +193,21 @@ static int walk_tree(struct walk *w, int dirfd, const char *prefix, int depth)
 	return rc;
 }
 
+/* The table's inode of a walked entry, or NULL; fs->lock held. */
+static struct sfs_stg *find_locked(struct sfs_fs *fs, const struct centry *e)
+{
+	return e->dev == fs->staging_dev ? sfs_stg_find_locked(fs, e->ino) : NULL;
+}
+
 /* The digest computed while the file was written, if this mount saw all of it. */
-static int digest_from_writes(struct sfs_fs *fs, struct sfs_inode *entry, struct centry *e)
+static int digest_from_writes(struct sfs_fs *fs, struct sfs_stg *entry, struct centry *e)
 {
 	struct sfs_hjob *j = NULL;
 
 	pthread_mutex_lock(&fs->lock);
-	struct sfs_inode *in = e->rel[0] ? sfs_fs_find_staging_locked(fs, e->dev, e->ino) : entry;
+	struct sfs_stg *in = e->rel[0] ? find_locked(fs, e) : entry;
 	if (in)
-		j = sfs_inode_hjob(in); /* hlock nests inside fs->lock */
+		j = sfs_stg_hjob(in); /* the stripe lock nests inside fs->lock */
 	pthread_mutex_unlock(&fs->lock);
 	int rc = sfs_hjob_result(j, e->md5);
 	sfs_hjob_put(j);
@@ -206,7 +215,7 @@ static int digest_from_writes(struct sfs_fs *fs, struct sfs_inode *entry, struct
 }
 
 /* MD5 of the staged file at dirfd/rel: from the write-time digest when it still holds. */
-static int digest_file(struct sfs_fs *fs, struct sfs_inode *in, const char *entry_rel, int efd,
+static int digest_file(struct sfs_fs *fs, struct sfs_stg *in, const char *entry_rel, int efd,
 		       int rootfd, struct centry *e, uint64_t *done, uint64_t total)
 {
 	char hint[80];
@@ -214,16 +223,20 @@ static int digest_file(struct sfs_fs *fs, struct sfs_inode *in, const char *entr
 
 	if (e->rel[0]) {
 		fd = openat(rootfd, e->rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	} else {
-		/* the entry itself is the file: reopen its O_PATH fd for reading */
+		fd = fd < 0 ? -errno : fd;
+	} else if (efd >= 0) {
+		/* the entry's own copy (unshared): reopen its O_PATH fd for reading */
 		snprintf(hint, sizeof(hint), "/proc/self/fd/%d", efd);
 		fd = open(hint, O_RDONLY | O_CLOEXEC);
+		fd = fd < 0 ? -errno : fd;
+	} else {
+		fd = sfs_stg_open(fs, in, O_RDONLY); /* the entry itself is the file */
 	}
 	struct stat st;
 	int rc = 0;
 
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
 		goto out;
@@ -278,8 +291,8 @@ static int digest_file(struct sfs_fs *fs, struct sfs_inode *in, const char *entr
 		off += n;
 		*done += (uint64_t)n;
 		if (((uint64_t)off & ((64u << 20) - 1)) == 0)
-			sfs_inode_set_status(in, "committing %llu/%llu", (unsigned long long)*done,
-					     (unsigned long long)total);
+			sfs_stg_set_status(in, "committing %llu/%llu", (unsigned long long)*done,
+					   (unsigned long long)total);
 	}
 	free(buf);
 	if (!rc) {
@@ -294,7 +307,7 @@ out:
 }
 
 /* Mark (committing = v) every table inode of the walked tree; -EBUSY if one is open for writing. */
-static int mark_tree(struct sfs_fs *fs, struct sfs_inode *entry, struct walk *w, int v, char *who,
+static int mark_tree(struct sfs_fs *fs, struct sfs_stg *entry, struct walk *w, int v, char *who,
 		     size_t wholen)
 {
 	int rc = 0;
@@ -304,8 +317,10 @@ static int mark_tree(struct sfs_fs *fs, struct sfs_inode *entry, struct walk *w,
 		rc = -EBUSY;
 		snprintf(who, wholen, "the entry");
 	}
+	if (!rc && v && sfs_inode_view(&entry->base) != &sfs_view_staging)
+		rc = -ENOENT; /* committed meanwhile */
 	for (size_t i = 0; !rc && v && i < w->n; i++) {
-		struct sfs_inode *in = sfs_fs_find_staging_locked(fs, w->v[i].dev, w->v[i].ino);
+		struct sfs_stg *in = find_locked(fs, &w->v[i]);
 		if (in && in->writers > 0) {
 			rc = -EBUSY;
 			snprintf(who, wholen, "'%s'", w->v[i].rel);
@@ -314,8 +329,7 @@ static int mark_tree(struct sfs_fs *fs, struct sfs_inode *entry, struct walk *w,
 	if (!rc) {
 		entry->committing = v;
 		for (size_t i = 0; i < w->n; i++) {
-			struct sfs_inode *in =
-				sfs_fs_find_staging_locked(fs, w->v[i].dev, w->v[i].ino);
+			struct sfs_stg *in = find_locked(fs, &w->v[i]);
 			if (in)
 				in->committing = v;
 		}
@@ -325,22 +339,16 @@ static int mark_tree(struct sfs_fs *fs, struct sfs_inode *entry, struct walk *w,
 }
 
 /* The entry and everything below it left staging: later ops on their inodes fail ENOENT. */
-static void mark_gone(struct sfs_fs *fs, struct sfs_inode *entry, struct walk *w)
+static void mark_gone(struct sfs_fs *fs, struct sfs_stg *entry, struct walk *w)
 {
 	pthread_mutex_lock(&fs->lock);
 	for (size_t i = 0; i < w->n; i++) {
-		struct sfs_inode *in = sfs_fs_find_staging_locked(fs, w->v[i].dev, w->v[i].ino);
-		if (in && in != entry) {
-			in->stale = 1;
-			in->committing = 0;
-			sfs_fs_table_retire_locked(fs, in);
-		}
+		struct sfs_stg *in = find_locked(fs, &w->v[i]);
+		if (in && in != entry)
+			sfs_stg_gone_locked(fs, in);
 	}
-	if (entry) {
-		entry->stale = 1;
-		entry->committing = 0;
-		sfs_fs_table_retire_locked(fs, entry);
-	}
+	if (entry)
+		sfs_stg_gone_locked(fs, entry);
 	pthread_mutex_unlock(&fs->lock);
 }
 
@@ -372,7 +380,7 @@ static int tree_checksum(struct walk *w, char *out, size_t outlen)
 
 struct commit_ctx {
 	struct sfs_fs *fs;
-	struct sfs_inode *in;
+	struct sfs_stg *in;
 	struct sfs_commit_spec spec;
 	char *rel; /* staging rel path of the entry */
 	char *schema, *table, *name, *parent_rel;
@@ -450,7 +458,7 @@ static int unshare_entries(struct commit_ctx *c, int rootfd)
 		if (!rc) {
 			/* the old inode keeps its other names and is not being committed */
 			pthread_mutex_lock(&c->fs->lock);
-			struct sfs_inode *old = sfs_fs_find_staging_locked(c->fs, e->dev, e->ino);
+			struct sfs_stg *old = find_locked(c->fs, e);
 			if (old && old != c->in)
 				old->committing = 0;
 			pthread_mutex_unlock(&c->fs->lock);
@@ -608,26 +616,21 @@ static int promote(struct commit_ctx *c, struct sfs_job *job, int *dedup)
 	}
 }
 
-static void notify_parent(struct commit_ctx *c)
+/* The kernel's dentries of the committed name and of .receipts beside it go stale. */
+static void notify_parent(struct commit_ctx *c, struct sfs_stg *parent)
 {
-	struct stat st;
-
-	if (fstatat(c->fs->staging_fd, c->parent_rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (!parent)
 		return;
-	pthread_mutex_lock(&c->fs->lock);
-	struct sfs_inode *p = sfs_fs_find_staging_locked(c->fs, st.st_dev, st.st_ino);
-	fuse_ino_t pino = p ? (fuse_ino_t)(uintptr_t)p : 0;
-	pthread_mutex_unlock(&c->fs->lock);
-	if (pino) {
-		sfs_fs_notify_entry(c->fs, pino, c->name);
-		sfs_fs_notify_entry(c->fs, pino, ".receipts");
-	}
+	sfs_fs_notify_entry(c->fs, &parent->base, c->name);
+	sfs_fs_notify_entry(c->fs, &parent->base, SFS_RECEIPTS);
+	sfs_inode_put(c->fs, &parent->base);
 }
 
-int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_t len)
+int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, const char *value, size_t len)
 {
 	struct commit_ctx *c = calloc(1, sizeof(*c));
 	struct sfs_job job = {0};
+	struct sfs_stg *parent = NULL;
 	char *meta = NULL, who[300] = "";
 	struct stat st;
 	int rc, marked = 0, dedup = 0, rootfd = -1;
@@ -637,22 +640,20 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_
 	c->fs = fs;
 	c->in = in;
 	c->efd = -1;
-	if (in->stale) {
+	if (sfs_inode_view(&in->base) != &sfs_view_staging) {
 		rc = -ENOENT;
 		goto out;
 	}
 	rc = sfs_commit_spec_parse(value, len, &c->spec, c->reason, sizeof(c->reason));
 	if (rc)
 		goto out;
-	rc = sfs_fs_staging_rel(fs, in, &c->rel);
+	rc = sfs_stg_rel(fs, in, &c->rel);
 	if (!rc)
 		rc = split_rel(c);
+	if (!rc)
+		rc = sfs_stg_stat(fs, in, &st);
 	if (rc)
 		goto out;
-	if (fstatat(in->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-		rc = -errno;
-		goto out;
-	}
 	c->is_dir = S_ISDIR(st.st_mode);
 	if (!S_ISREG(st.st_mode) && !c->is_dir) {
 		snprintf(c->reason, sizeof(c->reason), "only regular files and directories commit");
@@ -667,9 +668,9 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_
 	}
 	/* step 2: walk and claim the entry */
 	if (c->is_dir) {
-		rootfd = openat(in->fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		rootfd = sfs_stg_open(fs, in, O_PATH | O_DIRECTORY);
 		if (rootfd < 0) {
-			rc = -errno;
+			rc = rootfd;
 			goto out;
 		}
 		rc = walk_tree(&c->w, rootfd, "", 0);
@@ -709,11 +710,11 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_
 		goto out;
 	/* step 3: digests */
 	uint64_t done = 0;
-	sfs_inode_set_status(in, "committing 0/%llu", (unsigned long long)c->w.bytes);
+	sfs_stg_set_status(in, "committing 0/%llu", (unsigned long long)c->w.bytes);
 	for (size_t i = 0; !rc && i < c->w.n; i++)
 		if (!c->w.v[i].is_dir)
-			rc = digest_file(fs, in, c->rel, c->efd >= 0 ? c->efd : in->fd, rootfd,
-					 &c->w.v[i], &done, c->w.bytes);
+			rc = digest_file(fs, in, c->rel, c->efd, rootfd, &c->w.v[i], &done,
+					 c->w.bytes);
 	if (rc)
 		goto out;
 	if (c->is_dir) {
@@ -779,6 +780,11 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_
 			strerror(-rc));
 		goto out;
 	}
+	pthread_mutex_lock(&fs->lock);
+	parent = in->parent;
+	if (parent)
+		sfs_inode_hold_locked(&parent->base);
+	pthread_mutex_unlock(&fs->lock);
 	mark_gone(fs, c->efd >= 0 ? NULL : in, &c->w);
 	if (c->efd >= 0) {
 		/* `in` still names the file's other link, which stays staged */
@@ -787,7 +793,7 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_
 		pthread_mutex_unlock(&fs->lock);
 	}
 	marked = 0;
-	notify_parent(c);
+	notify_parent(c, parent);
 	sfs_log(LOG_INFO, "committed 'staging/%s' -> '%s'%s", c->rel, c->key,
 		dedup ? " (dedup)" : "");
 out:
@@ -796,11 +802,11 @@ out:
 	if (rc) {
 		if (!c->reason[0])
 			snprintf(c->reason, sizeof(c->reason), "%s", strerror(-rc));
-		sfs_inode_set_status(in, "error: %s", c->reason);
+		sfs_stg_set_status(in, "error: %s", c->reason);
 		sfs_log(LOG_WARNING, "cannot commit 'staging/%s': %s", c->rel ? c->rel : "?",
 			c->reason);
 	} else {
-		sfs_inode_set_status(in, NULL);
+		sfs_stg_set_status(in, NULL);
 	}
 	if (rootfd >= 0)
 		close(rootfd);

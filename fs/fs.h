@@ -1,19 +1,34 @@
 /*
- * fs/fs.h - the daemon's shared state: the mount, its inode table and the
- * entry points of the FUSE operations, commit and recovery.
+ * fs/fs.h - the daemon's shared state: the mount, its inodes and the entry
+ * points the rest of the daemon uses (commit, recovery, subcommands).
  *
- * Inode kinds and what they map to:
- *   SFS_IK_ROOT      the mount root: "staging", <schema_prefix>, <hash_prefix>
- *   SFS_IK_STAGING   a real file/dir/symlink below the backend's staging dir,
- *                    held by an O_PATH fd (passthrough, like passthrough_ll.c);
- *                    depth 0 = staging/, 1 = <schema>, 2 = <table>, 3 = inside
- *   SFS_IK_CANON     a canonical object or prefix, by store key (read-only)
- *   SFS_IK_RECEIPTS  the virtual "<dir>/.receipts" directory of a staging dir
- *   SFS_IK_RECEIPT   one receipt file in it
+ * Shape (see fs/view.h): every inode belongs to one *view*, the table of
+ * operations of the namespace it lives in:
+ *   root       the mount root: staging/, <schema_prefix>/, <hash_prefix>/
+ *   staging    staging/...: a passthrough onto the backend's local staging
+ *              directory (fs/view_staging.c, staging_io.c, staging_inode.c)
+ *   canonical  <schema_prefix>/..., <hash_prefix>/...: read-only objects
+ *   receipts   <staging dir>/.receipts/ and the receipts in it, from the index
+ *   gone       a staging entry committed away: every operation fails ENOENT
+ * fs/lowlevel.c is the only file that talks to libfuse; views return 0 or
+ * -errno and fill plain structs.
  *
- * Locking: fs->lock protects the inode table and every field marked
- * "protected by fs->lock".  Lock order: fs->lock, then inode->hlock.  No lock
- * is held across a fuse_reply_*() or a backend call.
+ * Inodes hold no file descriptor.  A staging inode is found again through a
+ * kernel file handle (name_to_handle_at / open_by_handle_at) when the staging
+ * filesystem and our privileges allow it, else by its parent and name; only
+ * open files hold descriptors, plus a bounded cache of directory descriptors.
+ *
+ * Lock order (a thread holding one lock takes only locks further down):
+ *   1. fs->lock        the inode table; every inode's nlookup, refs and flags;
+ *                      staging inodes' parent, name and counters
+ *   2. stripe locks    sfs_inode_stripe(in): staging inodes' hash job and status
+ *   3. fs->dlock       the directory descriptor cache (fs/staging_inode.c)
+ *   4. fs->hlock       the list of open handles
+ *   5. fs->nlock       the notifier's queue
+ *   (fs/cache.c's evict_lock, fetch_mutex and cache_mutex are taken without
+ *   any of the above held, in that order.)
+ * No lock is held across a backend call, a blocking syscall on user data or
+ * a fuse_reply_*().
  */
 #ifndef SFS_FS_H
 #define SFS_FS_H
@@ -23,138 +38,188 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "backend/backend.h"
 #include "common/config.h"
 #include "index/addressing.h"
 #include "index/index.h"
 
-enum sfs_ikind { SFS_IK_ROOT, SFS_IK_STAGING, SFS_IK_CANON, SFS_IK_RECEIPTS, SFS_IK_RECEIPT };
+struct sfs_view;
+struct sfs_fh;
+struct sfs_dcache_ent;
+struct sfs_stg;
 
-#include "fs/cache.h"
-#include "fs/hasher.h"
-
+/*
+ * The part every inode has; views embed it as their first member.  The FUSE
+ * node id of an inode is its address (FUSE_ROOT_ID for the root).
+ */
 struct sfs_inode {
-	enum sfs_ikind kind;
-	int fd;	   /* SFS_IK_STAGING: O_PATH fd, else -1; immutable */
-	dev_t dev; /* SFS_IK_STAGING identity */
-	ino_t ino;
-	mode_t type;	  /* S_IFMT bits at lookup */
-	int depth;	  /* SFS_IK_STAGING: 0..3 (3 = inside a table) */
-	char *key;	  /* CANON: store key; RECEIPTS: staging rel dir; RECEIPT: dir */
-	char *name;	  /* RECEIPT: receipt file name */
-	char *tkey;	  /* key in the inode table, NULL when not in it */
-	uint64_t nlookup; /* protected by fs->lock */
-	int writers;	  /* open write handles, protected by fs->lock */
-	int committing;	  /* a commit of this entry (or a parent) runs; protected by fs->lock */
-	int stale;	  /* committed away: every op fails ENOENT; protected by fs->lock */
-	pthread_mutex_t hlock;	/* protects hjob and status */
-	struct sfs_hjob *hjob;	/* digest while written (NULL: unknown); protected by hlock */
-	char *status;		/* last commit error / progress; protected by hlock */
-	struct sfs_inode *next; /* hash chain, protected by fs->lock */
-	/* staging reclaim: where the kernel last looked it up; LRU; protected by fs->lock */
-	fuse_ino_t parent;
-	char *lname;
-	struct sfs_inode *lru_prev, *lru_next;
-	int opens; /* open handles of any kind (reclaim only idle files); protected by fs->lock */
+	const struct sfs_view *view; /* atomic: sfs_inode_view() / sfs_inode_set_view() */
+	struct sfs_inode *hnext;     /* table chain; fs->lock */
+	uint64_t hash;		     /* of the identity (view-specific); immutable */
+	uint64_t nlookup;	     /* the kernel's references; fs->lock */
+	uint32_t refs;		     /* ours: children naming it parent, users; fs->lock */
+	uint8_t flags;		     /* SFS_IN_*; fs->lock */
+	uint8_t used;		     /* touched since the last reclaim sweep; atomic */
 };
+
+#define SFS_IN_TABLE  0x1 /* findable in the table */
+#define SFS_IN_PINNED 0x2 /* never freed before unmount (root, staging, prefixes) */
+#define SFS_IN_LINKED 0x4 /* on a table chain (unfindable ones too, until freed) */
 
 struct sfs_fs {
 	struct sfs_config *cfg;
 	struct sfs_backend *be;
 	struct sfs_index *ix;
 	struct fuse_session *se;
-	int staging_fd;			   /* O_RDONLY|O_DIRECTORY fd of the staging dir */
-	struct sfs_staged_journal journal; /* index rows of stored staged files (s3) */
-	struct sfs_fh *handles; /* open canonical, receipt and directory handles (under lock) */
-	char *staging_real;	/* its absolute path, to map /proc/self/fd links to rel paths */
-	size_t staging_real_len;
 	int read_only;
-	double timeout; /* entry/attr timeout for staging inodes */
+	double timeout;		    /* entry/attr timeout of staging inodes */
+	struct timespec mount_time; /* times of the directories the mount makes up */
+
 	pthread_mutex_t lock;
-	struct sfs_inode root;	   /* pinned */
-	struct sfs_inode *staging; /* pinned */
-	struct sfs_inode **table;  /* protected by lock */
+	struct sfs_inode root;		  /* pinned, never in the table */
+	struct sfs_stg *staging;	  /* pinned: staging/ itself */
+	struct sfs_inode *canon_roots[2]; /* pinned: first segments of the prefixes */
+	int ncanon_roots;
+	struct sfs_inode **table; /* lock */
 	size_t table_size, table_count;
-	/*
-	 * Every staging inode the kernel remembers holds an O_PATH fd.  Past
-	 * reclaim_high of them, the least recently used idle files are dropped
-	 * from the kernel's cache (inval_entry), whose FORGETs free them.
-	 */
-	struct sfs_inode lru; /* list head; protected by lock */
-	size_t nstaging;      /* protected by lock */
-	size_t reclaim_high, reclaim_low, reclaim_hard;
-	pthread_cond_t reclaim_cond; /* nstaging fell to reclaim_hard; waited on with lock */
+	size_t nstaging; /* staging inodes alive; lock */
+	/* reclaim (fs/inode.c): past inode_high staging inodes, idle ones are dropped */
+	size_t inode_high, inode_low;
+	size_t sweep; /* the reclaim sweep's next bucket; lock */
+
+	/* staging (fs/staging_inode.c) */
+	int staging_fd; /* O_RDONLY|O_DIRECTORY of the staging dir; also open_by_handle_at's mount fd */
+	dev_t staging_dev;
+	int use_handles; /* staging inodes carry kernel file handles */
+	pthread_mutex_t dlock;
+	struct sfs_dcache_ent *dcache; /* dlock */
+	size_t dcache_n, dcache_max;   /* dlock; dcache_max immutable */
+	uint64_t dcache_tick;	       /* dlock */
+
+	pthread_mutex_t hlock;
+	struct sfs_fh *handles; /* every open handle, freed at unmount if never released; hlock */
+
+	struct sfs_staged_journal journal; /* index rows of stored staged files (s3) */
+
 	/* bound of a local staging cache (fs/cache.c); cache_limit 0 = none */
 	uint64_t cache_limit;
-	uint64_t cache_used; /* protected by cache_mutex */
+	uint64_t cache_used;	 /* cache_mutex */
+	uint64_t cache_gen;	 /* bumped when something became evictable; cache_mutex */
+	uint64_t cache_full_gen; /* cache_gen when a rescan last found nothing to evict */
+	int cache_full;		 /* that rescan's verdict still holds; cache_mutex */
 	pthread_mutex_t cache_mutex;
 	pthread_mutex_t fetch_mutex; /* one restore of an evicted file at a time */
 	pthread_rwlock_t evict_lock; /* write: an eviction pass; read: opens, fetches */
 	int cache_ready;
-	/* invalidations are sent from their own thread (never from a request handler) */
+	unsigned long cache_rescans; /* how often the tree was walked (tests); cache_mutex */
+
+	/* invalidations and reclaim are sent from their own thread, never from a handler */
 	pthread_t notifier;
 	pthread_mutex_t nlock;
 	pthread_cond_t ncond;
-	struct sfs_notify *nqueue; /* protected by nlock */
-	int nstop;		   /* protected by nlock */
+	struct sfs_notify *nqueue; /* nlock */
+	int nstop;		   /* nlock */
+	int nreclaim;		   /* a reclaim sweep is wanted; nlock */
 	int notifier_started;
 };
 
-/* Operation table for fuse_session_new. */
+/* Operation table for fuse_session_new (fs/lowlevel.c). */
 extern const struct fuse_lowlevel_ops sfs_fs_ops;
 
 /* Set up / tear down fs (config, backend and index already open; fs borrows them). */
 int sfs_fs_init(struct sfs_fs *fs, struct sfs_config *cfg, struct sfs_backend *be,
 		struct sfs_index *ix) __attribute__((warn_unused_result));
 void sfs_fs_release(struct sfs_fs *fs);
-/* Start/stop the invalidation thread (after fuse_session_mount / before unmount). */
-int sfs_fs_start_notifier(struct sfs_fs *fs);
+/* Start/stop the notifier thread (after fuse_session_mount / before unmount). */
+int sfs_fs_start_notifier(struct sfs_fs *fs) __attribute__((warn_unused_result));
 void sfs_fs_stop_notifier(struct sfs_fs *fs);
-/* Queue "forget name in parent" for the kernel's dentry cache. */
-void sfs_fs_notify_entry(struct sfs_fs *fs, fuse_ino_t parent, const char *name);
-/*
- * Queue "drop child (name in parent) from your caches": the kernel unhashes
- * the entry and evicts the inode on its last reference, so a FORGET follows.
- * Only for files no process has open (reclaim of idle inodes).
- */
-void sfs_fs_notify_drop(struct sfs_fs *fs, fuse_ino_t parent, fuse_ino_t child, const char *name);
+/* Queue "forget name in parent" for the kernel's dentry cache (any thread, never blocks). */
+void sfs_fs_notify_entry(struct sfs_fs *fs, struct sfs_inode *parent, const char *name);
+
+/* FUSE node id <-> inode. */
+static inline struct sfs_inode *sfs_inode_of(struct sfs_fs *fs, fuse_ino_t ino)
+{
+	return ino == FUSE_ROOT_ID ? &fs->root : (struct sfs_inode *)(uintptr_t)ino;
+}
+static inline fuse_ino_t sfs_ino_of(struct sfs_fs *fs, const struct sfs_inode *in)
+{
+	return in == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)in;
+}
+static inline const struct sfs_view *sfs_inode_view(const struct sfs_inode *in)
+{
+	return __atomic_load_n(&in->view, __ATOMIC_ACQUIRE);
+}
+static inline void sfs_inode_set_view(struct sfs_inode *in, const struct sfs_view *v)
+{
+	__atomic_store_n(&in->view, v, __ATOMIC_RELEASE);
+}
+
+/* ---- the inode table (fs/inode.c); callers hold fs->lock where it says _locked ---- */
+
+/* Identity test of a table search: 1 when in is the inode key names. */
+typedef int (*sfs_inode_match)(const struct sfs_inode *in, const void *key);
+
+/* The inode of view v with this hash for which match(in, key) holds, or NULL. */
+struct sfs_inode *sfs_table_find_locked(struct sfs_fs *fs, const struct sfs_view *v, uint64_t hash,
+					sfs_inode_match match, const void *key);
+/* Make in findable (sets SFS_IN_TABLE).  -ENOMEM when the table cannot grow. */
+int sfs_table_insert_locked(struct sfs_fs *fs, struct sfs_inode *in)
+	__attribute__((warn_unused_result));
+/* Make in unfindable (it lives on until the kernel forgets it). */
+void sfs_table_remove_locked(struct sfs_fs *fs, struct sfs_inode *in);
+/* Free every inode (unmount): the kernel's references are moot then. */
+void sfs_table_free_all(struct sfs_fs *fs);
+/* Visit every inode in the table; cb returns non-zero to stop. */
+void sfs_table_each_locked(struct sfs_fs *fs, int (*cb)(struct sfs_inode *in, void *arg),
+			   void *arg);
+
+/* Our references (refs): an inode is freed once nlookup and refs are both 0. */
+void sfs_inode_hold_locked(struct sfs_inode *in);
+void sfs_inode_put_locked(struct sfs_fs *fs, struct sfs_inode *in);
+void sfs_inode_put(struct sfs_fs *fs, struct sfs_inode *in);
+/* The kernel's references: +n for a reply that hands it the inode, -n on FORGET. */
+void sfs_inode_lookup_locked(struct sfs_inode *in, uint64_t n);
+void sfs_inode_forget_locked(struct sfs_fs *fs, struct sfs_inode *in, uint64_t n);
+void sfs_inode_forget(struct sfs_fs *fs, struct sfs_inode *in, uint64_t n);
+/* Mark in recently used (the reclaim sweep skips it once). */
+static inline void sfs_inode_touch(struct sfs_inode *in)
+{
+	__atomic_store_n(&in->used, 1, __ATOMIC_RELAXED);
+}
+/* One more staging inode exists (fs->lock held): may wake the reclaim sweep. */
+void sfs_inode_count_locked(struct sfs_fs *fs, int delta);
+/* A lock of the stripe in belongs to (lock order 2). */
+pthread_mutex_t *sfs_inode_stripe(const void *in);
+
+/* FNV-1a of a string: table hashes and stable st_ino of made-up inodes. */
+uint64_t sfs_fs_key_hash(const char *s);
+
+/* ---- staging entries, for commit and the cache (fs/staging_inode.c) ---- */
 
 /*
- * Path of a staging inode relative to the staging dir ("lab/Session/x.h5"),
- * from /proc/self/fd.  *out malloc'd.  -ENOENT when deleted or moved out.
+ * Path of a staging inode relative to the staging dir ("lab/Session/x.h5";
+ * "" for staging/ itself).  *out malloc'd.  -ENOENT when it is gone.
  */
-int sfs_fs_staging_rel(struct sfs_fs *fs, struct sfs_inode *in, char **out)
+int sfs_stg_rel(struct sfs_fs *fs, struct sfs_stg *in, char **out)
 	__attribute__((warn_unused_result));
+/* A new descriptor of the staging inode opened with flags (O_PATH will do). */
+int sfs_stg_open(struct sfs_fs *fs, struct sfs_stg *in, int flags)
+	__attribute__((warn_unused_result));
+/* The staging inode of host inode ino in the table, or NULL (no reference taken). */
+struct sfs_stg *sfs_stg_find_locked(struct sfs_fs *fs, ino_t ino);
+
 /* The MD5 of a staged file computed while it was written: "<hex> <size>" (hidden from users). */
 #define SFS_XATTR_HINT "user.stagefs.md5"
 
-/* FNV-1a of a string: inode-table buckets and stable st_ino of virtual inodes. */
-uint64_t sfs_fs_key_hash(const char *s);
-
-/* Inode table (fs/inode.c); caller holds fs->lock.  tkey: "s:<dev>:<ino>", "c:<key>", ... */
-struct sfs_inode *sfs_fs_table_find_locked(struct sfs_fs *fs, const char *tkey);
-int sfs_fs_table_insert_locked(struct sfs_fs *fs, struct sfs_inode *in);
-void sfs_fs_table_remove_locked(struct sfs_fs *fs, struct sfs_inode *in);
-/* Keep a committed-away inode (until forget or unmount) where no lookup finds it. */
-void sfs_fs_table_retire_locked(struct sfs_fs *fs, struct sfs_inode *in);
-/* Find a staging inode by identity (no reference taken); caller holds fs->lock. */
-struct sfs_inode *sfs_fs_find_staging_locked(struct sfs_fs *fs, dev_t dev, ino_t ino);
-
-/* A reference to the inode's hash job, or NULL (caller puts it). */
-struct sfs_hjob *sfs_inode_hjob(struct sfs_inode *in);
-
-/* Replace the inode's status text (NULL clears). */
-void sfs_inode_set_status(struct sfs_inode *in, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
 /*
- * Commit (SPEC §4) the staging entry `in` (name `name` in `parent`) with the
- * xattr VALUE.  Returns 0 when the canonical object, its index row and the
- * receipt are durable and the staged entry is gone; -errno otherwise with the
- * staged entry untouched and the reason in the entry's status.
+ * Commit (SPEC §4) the staging entry `in` with the xattr VALUE.  Returns 0
+ * when the canonical object, its index row and the receipt are durable and the
+ * staged entry is gone; -errno otherwise with the staged entry untouched and
+ * the reason in the entry's status.
  */
-int sfs_commit(struct sfs_fs *fs, struct sfs_inode *in, const char *value, size_t len)
+int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, const char *value, size_t len)
 	__attribute__((warn_unused_result));
 
 /*

@@ -1,25 +1,42 @@
-/* fs/inode.c - the inode table, staging paths, status text and the invalidation thread. */
+/*
+ * fs/inode.c - the inode table, reference counts, and the notifier thread
+ * (kernel cache invalidations and the reclaim of idle staging inodes).
+ *
+ * Inodes hold no descriptors, so their number is bounded only by memory.
+ * Past fs->inode_high staging inodes, the notifier sweeps the table like a
+ * clock (an inode used since the last pass is spared once) and asks the
+ * kernel to drop idle files (not open, not being committed, no status to
+ * keep): the kernel's FORGETs then free them.  No request handler ever waits
+ * for the sweep or the notifier, so neither can deadlock with a request the
+ * kernel holds a directory lock for (a listing, a create).
+ */
 #include "fs/fs.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "common/log.h"
+#include "fs/staging.h"
+#include "fs/view.h"
+
+#define STRIPES	      64
+#define SWEEP_BATCH   512  /* candidates per pass (then the lock is let go) */
+#define SWEEP_BUCKETS 4096 /* buckets looked at per lock hold */
 
 struct sfs_notify {
 	fuse_ino_t parent;
-	fuse_ino_t child; /* 0: inval_entry; else notify_delete */
 	char *name;
 	struct sfs_notify *next;
 };
+
+static pthread_mutex_t stripes[STRIPES] = {[0 ... STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER};
+
+pthread_mutex_t *sfs_inode_stripe(const void *in)
+{
+	uintptr_t p = (uintptr_t)in;
+	return &stripes[(p >> 6 ^ p >> 12) % STRIPES];
+}
 
 uint64_t sfs_fs_key_hash(const char *s)
 {
@@ -32,187 +49,262 @@ uint64_t sfs_fs_key_hash(const char *s)
 	return h;
 }
 
+static size_t bucket(const struct sfs_fs *fs, uint64_t hash)
+{
+	/* the hash may be an inode number: mix it so that runs spread */
+	hash ^= hash >> 33;
+	hash *= 0xff51afd7ed558ccdULL;
+	hash ^= hash >> 33;
+	return (size_t)hash & (fs->table_size - 1);
+}
+
 static int table_grow(struct sfs_fs *fs)
 {
 	size_t nsize = fs->table_size ? fs->table_size * 2 : 1024;
 	struct sfs_inode **nt = calloc(nsize, sizeof(*nt));
+	struct sfs_inode **old = fs->table;
+	size_t osize = fs->table_size;
 
 	if (!nt)
 		return -ENOMEM;
-	for (size_t i = 0; i < fs->table_size; i++) {
-		struct sfs_inode *in = fs->table[i], *next;
+	fs->table = nt;
+	fs->table_size = nsize;
+	for (size_t i = 0; i < osize; i++) {
+		struct sfs_inode *in = old[i], *next;
 		for (; in; in = next) {
-			next = in->next;
-			size_t b = sfs_fs_key_hash(in->tkey) & (nsize - 1);
-			in->next = nt[b];
+			next = in->hnext;
+			size_t b = bucket(fs, in->hash);
+			in->hnext = nt[b];
 			nt[b] = in;
 		}
 	}
-	free(fs->table);
-	fs->table = nt;
-	fs->table_size = nsize;
+	free(old);
+	fs->sweep = 0;
 	return 0;
 }
 
-struct sfs_inode *sfs_fs_table_find_locked(struct sfs_fs *fs, const char *tkey)
+struct sfs_inode *sfs_table_find_locked(struct sfs_fs *fs, const struct sfs_view *v, uint64_t hash,
+					sfs_inode_match match, const void *key)
 {
 	if (!fs->table_size)
 		return NULL;
-	for (struct sfs_inode *in = fs->table[sfs_fs_key_hash(tkey) & (fs->table_size - 1)]; in;
-	     in = in->next)
-		if (strcmp(in->tkey, tkey) == 0)
+	for (struct sfs_inode *in = fs->table[bucket(fs, hash)]; in; in = in->hnext)
+		if (in->hash == hash && (in->flags & SFS_IN_TABLE) && in->view == v &&
+		    match(in, key))
 			return in;
 	return NULL;
 }
 
-int sfs_fs_table_insert_locked(struct sfs_fs *fs, struct sfs_inode *in)
+int sfs_table_insert_locked(struct sfs_fs *fs, struct sfs_inode *in)
 {
-	if (fs->table_count + 1 > fs->table_size / 2) {
-		int rc = table_grow(fs);
-		if (rc)
+	if ((fs->table_count + 1) * 4 > fs->table_size * 3) {
+		int rc = table_grow(fs); /* load factor stays under 3/4 */
+		if (rc && !fs->table_size)
 			return rc;
 	}
-	size_t b = sfs_fs_key_hash(in->tkey) & (fs->table_size - 1);
-	in->next = fs->table[b];
+	size_t b = bucket(fs, in->hash);
+	in->hnext = fs->table[b];
 	fs->table[b] = in;
 	fs->table_count++;
+	in->flags |= SFS_IN_TABLE | SFS_IN_LINKED;
 	return 0;
 }
 
-void sfs_fs_table_remove_locked(struct sfs_fs *fs, struct sfs_inode *in)
+void sfs_table_remove_locked(struct sfs_fs *fs, struct sfs_inode *in)
 {
-	if (!in->tkey || !fs->table_size)
+	/* it stays linked (unmount frees what the kernel never forgot), unfindable */
+	in->flags &= (uint8_t)~SFS_IN_TABLE;
+}
+
+static void unlink_locked(struct sfs_fs *fs, struct sfs_inode *in)
+{
+	if (!(in->flags & SFS_IN_LINKED))
 		return;
-	struct sfs_inode **p = &fs->table[sfs_fs_key_hash(in->tkey) & (fs->table_size - 1)];
-	for (; *p; p = &(*p)->next) {
+	struct sfs_inode **p = &fs->table[bucket(fs, in->hash)];
+	for (; *p; p = &(*p)->hnext) {
 		if (*p == in) {
-			*p = in->next;
+			*p = in->hnext;
 			fs->table_count--;
 			break;
 		}
 	}
-	free(in->tkey);
-	in->tkey = NULL;
-	in->next = NULL;
+	in->hnext = NULL;
+	in->flags &= (uint8_t) ~(SFS_IN_TABLE | SFS_IN_LINKED);
 }
 
-void sfs_fs_table_retire_locked(struct sfs_fs *fs, struct sfs_inode *in)
+void sfs_table_each_locked(struct sfs_fs *fs, int (*cb)(struct sfs_inode *in, void *arg), void *arg)
 {
-	char k[40];
+	for (size_t i = 0; i < fs->table_size; i++)
+		for (struct sfs_inode *in = fs->table[i], *next; in; in = next) {
+			next = in->hnext;
+			if (cb(in, arg))
+				return;
+		}
+}
 
-	sfs_fs_table_remove_locked(fs, in);
-	snprintf(k, sizeof(k), "x:%p", (void *)in);
-	in->tkey = strdup(k);
-	/* on ENOMEM the inode leaks at unmount rather than being found again */
-	if (in->tkey && sfs_fs_table_insert_locked(fs, in) < 0) {
-		free(in->tkey);
-		in->tkey = NULL;
+/* Free in once nobody references it; caller holds fs->lock. */
+static void maybe_free_locked(struct sfs_fs *fs, struct sfs_inode *in)
+{
+	if (in->nlookup || in->refs || (in->flags & SFS_IN_PINNED))
+		return;
+	unlink_locked(fs, in);
+	sfs_inode_view(in)->free(fs, in); /* may put its parent: recursion is bounded by depth */
+}
+
+void sfs_inode_hold_locked(struct sfs_inode *in)
+{
+	in->refs++;
+}
+
+void sfs_inode_put_locked(struct sfs_fs *fs, struct sfs_inode *in)
+{
+	if (!in->refs) {
+		sfs_log(LOG_CRIT, "inode reference count underflow");
+		abort();
+	}
+	in->refs--;
+	maybe_free_locked(fs, in);
+}
+
+void sfs_inode_put(struct sfs_fs *fs, struct sfs_inode *in)
+{
+	pthread_mutex_lock(&fs->lock);
+	sfs_inode_put_locked(fs, in);
+	pthread_mutex_unlock(&fs->lock);
+}
+
+void sfs_inode_lookup_locked(struct sfs_inode *in, uint64_t n)
+{
+	in->nlookup += n;
+	sfs_inode_touch(in);
+}
+
+void sfs_inode_forget_locked(struct sfs_fs *fs, struct sfs_inode *in, uint64_t n)
+{
+	if (in == &fs->root)
+		return;
+	if (n > in->nlookup) {
+		sfs_log(LOG_CRIT, "inode lookup count underflow (%llu < %llu)",
+			(unsigned long long)in->nlookup, (unsigned long long)n);
+		abort();
+	}
+	in->nlookup -= n;
+	maybe_free_locked(fs, in);
+}
+
+void sfs_inode_forget(struct sfs_fs *fs, struct sfs_inode *in, uint64_t n)
+{
+	pthread_mutex_lock(&fs->lock);
+	sfs_inode_forget_locked(fs, in, n);
+	pthread_mutex_unlock(&fs->lock);
+}
+
+void sfs_table_free_all(struct sfs_fs *fs)
+{
+	pthread_mutex_lock(&fs->lock);
+	/* no cascading puts: every inode goes */
+	for (size_t i = 0; i < fs->table_size; i++)
+		for (struct sfs_inode *in = fs->table[i]; in; in = in->hnext)
+			if (in->view == &sfs_view_staging || in->view == &sfs_view_gone)
+				((struct sfs_stg *)in)->parent = NULL;
+	for (size_t i = 0; i < fs->table_size; i++) {
+		struct sfs_inode *in = fs->table[i], *next;
+		for (; in; in = next) {
+			next = in->hnext;
+			in->flags &= (uint8_t) ~(SFS_IN_TABLE | SFS_IN_LINKED);
+			sfs_inode_view(in)->free(fs, in);
+		}
+		fs->table[i] = NULL;
+	}
+	free(fs->table);
+	fs->table = NULL;
+	fs->table_size = fs->table_count = 0;
+	pthread_mutex_unlock(&fs->lock);
+}
+
+void sfs_inode_count_locked(struct sfs_fs *fs, int delta)
+{
+	fs->nstaging = (size_t)((ssize_t)fs->nstaging + delta);
+	if (delta > 0 && fs->nstaging > fs->inode_high && fs->inode_high) {
+		pthread_mutex_lock(&fs->nlock); /* not in the lock order: held alone, briefly */
+		if (!fs->nreclaim) {
+			fs->nreclaim = 1;
+			pthread_cond_signal(&fs->ncond);
+		}
+		pthread_mutex_unlock(&fs->nlock);
 	}
 }
 
-struct sfs_inode *sfs_fs_find_staging_locked(struct sfs_fs *fs, dev_t dev, ino_t ino)
-{
-	char k[64];
+/* ---- the notifier thread ---- */
 
-	snprintf(k, sizeof(k), "s:%llx:%llx", (unsigned long long)dev, (unsigned long long)ino);
-	return sfs_fs_table_find_locked(fs, k);
-}
-
-void sfs_inode_set_status(struct sfs_inode *in, const char *fmt, ...)
-{
-	char *s = NULL;
-
-	if (fmt) {
-		va_list ap;
-		va_start(ap, fmt);
-		if (vasprintf(&s, fmt, ap) < 0)
-			s = NULL;
-		va_end(ap);
-	}
-	pthread_mutex_lock(&in->hlock);
-	free(in->status);
-	in->status = s;
-	pthread_mutex_unlock(&in->hlock);
-}
+struct sweep {
+	struct sfs_notify *batch;
+	size_t n, want;
+};
 
 /*
- * The fd's name was unlinked but the file lives on under another name (zarr 3
- * writes a temp file, links it to its key and unlinks the temp): find that name
- * in the same directory and point the fd at it.  dup3 swaps the descriptor
- * atomically under threads using in->fd.  0, or -ENOENT when no name is found.
+ * One pass of the clock over at most SWEEP_BUCKETS buckets: idle staging
+ * files not used since the last pass become candidates.  Caller holds fs->lock.
  */
-static int renew_fd(struct sfs_inode *in, const char *deleted_path)
+static void sweep_locked(struct sfs_fs *fs, struct sweep *sw)
 {
-	char *dir = strdup(deleted_path), *slash;
-	int rc = -ENOENT;
-
-	if (!dir)
-		return -ENOMEM;
-	slash = strrchr(dir, '/');
-	if (slash)
-		*slash = '\0';
-	int dfd = slash ? open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	struct dirent *de;
-	while (d && rc == -ENOENT && (de = readdir(d)) != NULL) {
-		struct stat st;
-		if (de->d_ino != in->ino ||
-		    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    st.st_dev != in->dev || st.st_ino != in->ino)
-			continue;
-		int nfd = openat(dfd, de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (nfd >= 0) {
-			rc = dup3(nfd, in->fd, O_CLOEXEC) < 0 ? -errno : 0;
-			close(nfd);
+	for (size_t k = 0; k < SWEEP_BUCKETS && sw->n < sw->want && fs->table_size; k++) {
+		size_t b = fs->sweep++ & (fs->table_size - 1);
+		for (struct sfs_inode *in = fs->table[b]; in && sw->n < sw->want; in = in->hnext) {
+			if (in->view != &sfs_view_staging ||
+			    (in->flags & (SFS_IN_PINNED | SFS_IN_TABLE)) != SFS_IN_TABLE)
+				continue;
+			if (__atomic_exchange_n(&in->used, 0, __ATOMIC_RELAXED))
+				continue; /* a second chance */
+			struct sfs_stg *s = (struct sfs_stg *)in;
+			if (!sfs_stg_idle_locked(s))
+				continue;
+			char *name = strdup(s->name);
+			if (!name)
+				return;
+			sw->batch[sw->n].parent = sfs_ino_of(fs, &s->parent->base);
+			sw->batch[sw->n].name = name;
+			sw->n++;
 		}
 	}
-	if (d)
-		closedir(d);
-	else if (dfd >= 0)
-		close(dfd);
-	free(dir);
-	return rc;
 }
 
-static int fd_path(struct sfs_inode *in, char *buf, size_t len)
+static void reclaim(struct sfs_fs *fs)
 {
-	char proc[64];
+	struct sweep sw = {.want = SWEEP_BATCH};
+	size_t passes = 0;
 
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", in->fd);
-	ssize_t n = readlink(proc, buf, len - 1);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return (int)n;
-}
-
-int sfs_fs_staging_rel(struct sfs_fs *fs, struct sfs_inode *in, char **out)
-{
-	char buf[PATH_MAX + 1];
-	int n;
-
-	if (in->kind != SFS_IK_STAGING)
-		return -EINVAL;
-	if (in == fs->staging) {
-		*out = strdup("");
-		return *out ? 0 : -ENOMEM;
+	sw.batch = calloc(SWEEP_BATCH, sizeof(*sw.batch));
+	if (!sw.batch)
+		return;
+	for (;;) {
+		pthread_mutex_lock(&fs->lock);
+		size_t over = fs->nstaging > fs->inode_low ? fs->nstaging - fs->inode_low : 0;
+		/* a whole turn of the clock twice over without enough: stop for now */
+		size_t limit = 2 * (fs->table_size / SWEEP_BUCKETS + 1);
+		sw.n = 0;
+		sw.want = over < SWEEP_BATCH ? over : SWEEP_BATCH;
+		if (sw.want && passes++ < limit)
+			sweep_locked(fs, &sw);
+		pthread_mutex_unlock(&fs->lock);
+		if (!sw.n && (!sw.want || passes >= limit))
+			break;
+		for (size_t i = 0; i < sw.n; i++) {
+			int rc = fuse_lowlevel_notify_inval_entry(fs->se, sw.batch[i].parent,
+								  sw.batch[i].name,
+								  strlen(sw.batch[i].name));
+			if (rc && rc != -ENOENT)
+				sfs_log(LOG_DEBUG, "reclaim: cannot drop '%s': %s",
+					sw.batch[i].name, strerror(-rc));
+			free(sw.batch[i].name);
+		}
+		pthread_mutex_lock(&fs->nlock);
+		int stop = fs->nstop;
+		pthread_mutex_unlock(&fs->nlock);
+		if (stop)
+			break;
 	}
-	n = fd_path(in, buf, sizeof(buf));
-	if (n > 10 && strcmp(buf + n - 10, " (deleted)") == 0) {
-		buf[n - 10] = '\0';
-		struct stat st;
-		if (fstatat(in->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ||
-		    st.st_nlink == 0 || renew_fd(in, buf) != 0)
-			return -ENOENT;
-		n = fd_path(in, buf, sizeof(buf));
-	}
-	if (n < 0)
-		return n;
-	if (strncmp(buf, fs->staging_real, fs->staging_real_len) != 0 ||
-	    buf[fs->staging_real_len] != '/')
-		return -ENOENT; /* moved out of staging (committed) */
-	*out = strdup(buf + fs->staging_real_len + 1);
-	return *out ? 0 : -ENOMEM;
+	free(sw.batch);
 }
 
 static void *notifier_main(void *arg)
@@ -221,19 +313,26 @@ static void *notifier_main(void *arg)
 
 	pthread_mutex_lock(&fs->nlock);
 	for (;;) {
-		while (!fs->nqueue && !fs->nstop)
+		while (!fs->nqueue && !fs->nreclaim && !fs->nstop)
 			pthread_cond_wait(&fs->ncond, &fs->nlock);
-		if (!fs->nqueue && fs->nstop)
+		if (fs->nstop)
 			break;
-		struct sfs_notify *n = fs->nqueue;
-		fs->nqueue = n->next;
-		pthread_mutex_unlock(&fs->nlock);
-		int rc = fuse_lowlevel_notify_inval_entry(fs->se, n->parent, n->name,
-							  strlen(n->name));
-		if (rc && rc != -ENOENT)
-			sfs_log(LOG_DEBUG, "cannot invalidate '%s': %s", n->name, strerror(-rc));
-		free(n->name);
-		free(n);
+		if (fs->nqueue) {
+			struct sfs_notify *n = fs->nqueue;
+			fs->nqueue = n->next;
+			pthread_mutex_unlock(&fs->nlock);
+			int rc = fuse_lowlevel_notify_inval_entry(fs->se, n->parent, n->name,
+								  strlen(n->name));
+			if (rc && rc != -ENOENT)
+				sfs_log(LOG_DEBUG, "cannot invalidate '%s': %s", n->name,
+					strerror(-rc));
+			free(n->name);
+			free(n);
+		} else {
+			fs->nreclaim = 0;
+			pthread_mutex_unlock(&fs->nlock);
+			reclaim(fs);
+		}
 		pthread_mutex_lock(&fs->nlock);
 	}
 	pthread_mutex_unlock(&fs->nlock);
@@ -269,19 +368,13 @@ void sfs_fs_stop_notifier(struct sfs_fs *fs)
 	fs->notifier_started = 0;
 }
 
-void sfs_fs_notify_entry(struct sfs_fs *fs, fuse_ino_t parent, const char *name)
-{
-	sfs_fs_notify_drop(fs, parent, 0, name);
-}
-
-void sfs_fs_notify_drop(struct sfs_fs *fs, fuse_ino_t parent, fuse_ino_t child, const char *name)
+void sfs_fs_notify_entry(struct sfs_fs *fs, struct sfs_inode *parent, const char *name)
 {
 	struct sfs_notify *n = calloc(1, sizeof(*n));
 
 	if (!n)
 		return;
-	n->parent = parent;
-	n->child = child;
+	n->parent = sfs_ino_of(fs, parent);
 	n->name = strdup(name);
 	if (!n->name) {
 		free(n);

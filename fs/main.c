@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "common/log.h"
+#include "fs/hasher.h"
 
 static void usage(FILE *f)
 {

@@ -1,0 +1,101 @@
+/*
+ * fs/view_root.c - the mount root: staging/ and the canonical prefixes
+ * (<schema_prefix>/, <hash_prefix>/).  Read-only: EROFS.
+ */
+#include "fs/view.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/staging.h"
+
+static int root_getattr(struct sfs_fs *fs, struct sfs_inode *in, struct sfs_fh *fh, struct stat *st,
+			double *timeout)
+{
+	sfs_view_dir_attr(fs, st, FUSE_ROOT_ID, 0755);
+	*timeout = fs->timeout;
+	return 0;
+}
+
+static int root_lookup(struct sfs_fs *fs, struct sfs_inode *dir, const char *name,
+		       struct sfs_entry *e)
+{
+	struct sfs_inode *in = NULL;
+
+	if (strcmp(name, "staging") == 0)
+		in = &fs->staging->base;
+	else
+		in = sfs_canon_root_child(fs, name);
+	if (!in)
+		return -ENOENT;
+	int rc = sfs_inode_view(in)->getattr(fs, in, NULL, &e->st, &e->timeout);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&fs->lock);
+	sfs_inode_lookup_locked(in, 1);
+	pthread_mutex_unlock(&fs->lock);
+	e->in = in;
+	return 0;
+}
+
+struct root_dirh {
+	struct sfs_fh fh;
+	struct sfs_list l;
+};
+
+static int add_root(void *arg, const char *name)
+{
+	return sfs_list_add(arg, name, S_IFDIR);
+}
+
+static int root_opendir(struct sfs_fs *fs, struct sfs_inode *in, struct sfs_fh **out)
+{
+	struct root_dirh *d = sfs_fh_new(fs, &sfs_view_root, in, sizeof(*d), 0);
+	int rc;
+
+	if (!d)
+		return -ENOMEM;
+	rc = sfs_list_add(&d->l, ".", S_IFDIR);
+	if (!rc)
+		rc = sfs_list_add(&d->l, "..", S_IFDIR);
+	if (!rc)
+		rc = sfs_list_add(&d->l, "staging", S_IFDIR);
+	if (!rc)
+		rc = sfs_canon_roots(fs, add_root, &d->l);
+	if (rc) {
+		sfs_list_release(&d->l);
+		sfs_fh_free(fs, &d->fh);
+		return rc;
+	}
+	*out = &d->fh;
+	return 0;
+}
+
+static int root_readdir(struct sfs_fs *fs, struct sfs_fh *fh, off_t off, struct sfs_dirfill *f)
+{
+	return sfs_list_fill(fs, &((struct root_dirh *)fh)->l, fh->in, off, f);
+}
+
+static void root_release(struct sfs_fs *fs, struct sfs_fh *fh)
+{
+	sfs_list_release(&((struct root_dirh *)fh)->l);
+	sfs_fh_free(fs, fh);
+}
+
+static void root_free(struct sfs_fs *fs, struct sfs_inode *in)
+{
+	(void)fs;
+	(void)in; /* pinned: never */
+}
+
+const struct sfs_view sfs_view_root = {
+	.name = "root",
+	.ro_errno = EROFS,
+	.lookup = root_lookup,
+	.getattr = root_getattr,
+	.opendir = root_opendir,
+	.readdir = root_readdir,
+	.release = root_release,
+	.free = root_free,
+};
