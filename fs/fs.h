@@ -87,7 +87,8 @@ struct sfs_fs {
 	size_t nstaging; /* staging inodes alive; lock */
 	/* reclaim (fs/inode.c): past inode_high staging inodes, idle ones are dropped */
 	size_t inode_high, inode_low;
-	size_t sweep; /* the reclaim sweep's next bucket; lock */
+	size_t sweep;		 /* the reclaim sweep's next bucket; lock */
+	unsigned long reclaimed; /* inodes the kernel was asked to drop; atomic */
 
 	/* staging (fs/staging_inode.c) */
 	int staging_fd; /* O_RDONLY|O_DIRECTORY of the staging dir; also open_by_handle_at's mount fd */
@@ -135,6 +136,11 @@ void sfs_fs_release(struct sfs_fs *fs);
 /* Start/stop the notifier thread (after fuse_session_mount / before unmount). */
 int sfs_fs_start_notifier(struct sfs_fs *fs) __attribute__((warn_unused_result));
 void sfs_fs_stop_notifier(struct sfs_fs *fs);
+/*
+ * The kernel's cached attributes of in are stale (we changed them behind its
+ * back): drop them now.  Safe from a request handler.
+ */
+void sfs_fs_notify_attr(struct sfs_fs *fs, struct sfs_inode *in);
 /* Queue "forget name in parent" for the kernel's dentry cache (any thread, never blocks). */
 void sfs_fs_notify_entry(struct sfs_fs *fs, struct sfs_inode *parent, const char *name);
 

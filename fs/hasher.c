@@ -15,6 +15,14 @@
 
 #define CHUNK	  (1u << 20)
 #define MAX_EXTRA 4096 /* out-of-order ranges kept before giving up */
+/*
+ * Writes that keep a file below INLINE_MAX are hashed from the request's own
+ * buffer on the writer's thread (a few microseconds): a small file (a zarr
+ * chunk) then never wakes the background thread nor is read back.  Past it,
+ * the background thread is woken once per WAKE_BATCH of unhashed bytes.
+ */
+#define INLINE_MAX (256u << 10)
+#define WAKE_BATCH (4u << 20)
 /* jobs that may keep a descriptor while waiting for the idle-time hasher */
 #define MAX_FD_JOBS 64
 static int fd_jobs; /* jobs holding rfd; atomic */
@@ -38,7 +46,7 @@ struct sfs_hjob {
 	int have_hex; /* protected by lock */
 	char hex[33];
 	struct sfs_md5 md5;	/* touched only by the active thread */
-	int rfd;		/* immutable */
+	int rfd;		/* -1 until the background thread needs it; protected by lock */
 	int queued;		/* protected by hq_lock */
 	struct sfs_hjob *qnext; /* protected by hq_lock */
 };
@@ -55,28 +63,45 @@ void sfs_hasher_set_done_cb(void (*cb)(int rfd, const char *hex, uint64_t size))
 	done_cb = cb;
 }
 
-struct sfs_hjob *sfs_hjob_new(int rfd)
+struct sfs_hjob *sfs_hjob_new(void)
 {
 	struct sfs_hjob *j = calloc(1, sizeof(*j));
 
 	if (!j)
 		return NULL;
-	char proc[64];
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", rfd);
-	j->rfd = open(proc, O_RDONLY | O_CLOEXEC);
-	if (j->rfd < 0 || sfs_md5_init(&j->md5) != 0) {
-		if (j->rfd >= 0)
-			close(j->rfd);
+	if (sfs_md5_init(&j->md5) != 0) {
 		free(j);
 		return NULL;
 	}
-	__atomic_add_fetch(&fd_jobs, 1, __ATOMIC_RELAXED);
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_cond_init(&j->cond, NULL);
+	j->rfd = -1;
 	j->refs = 1;
 	j->valid = 1;
 	j->open_writers = 1;
 	return j;
+}
+
+/*
+ * The job's own read-only descriptor, opened from fd (any descriptor of the
+ * file) the first time the background thread will need to read the file.
+ * Caller holds lock.  0, or -1 when it cannot (the job is invalid then).
+ */
+static int need_rfd_locked(struct sfs_hjob *j, int fd)
+{
+	char proc[64];
+
+	if (j->rfd >= 0)
+		return 0;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	j->rfd = fd >= 0 ? open(proc, O_RDONLY | O_CLOEXEC) : -1;
+	if (j->rfd < 0) {
+		j->valid = 0;
+		pthread_cond_broadcast(&j->cond);
+		return -1;
+	}
+	__atomic_add_fetch(&fd_jobs, 1, __ATOMIC_RELAXED);
+	return 0;
 }
 
 struct sfs_hjob *sfs_hjob_get(struct sfs_hjob *j)
@@ -173,7 +198,7 @@ static void enqueue(struct sfs_hjob *j)
 	pthread_mutex_unlock(&hq_lock);
 }
 
-void sfs_hjob_post_write(struct sfs_hjob *j, uint64_t off, uint64_t n)
+void sfs_hjob_post_write(struct sfs_hjob *j, uint64_t off, uint64_t n, const void *buf, int fd)
 {
 	int wake = 0;
 
@@ -186,6 +211,14 @@ void sfs_hjob_post_write(struct sfs_hjob *j, uint64_t off, uint64_t n)
 		invalidate_locked(j); /* two writes raced for the same bytes */
 		goto out;
 	}
+	if (off == j->prefix && j->hashed == off && !j->active && !j->nextra && buf &&
+	    off + n <= INLINE_MAX) {
+		sfs_md5_update(&j->md5, buf, (size_t)n); /* small and in order: hash it here */
+		j->prefix = j->hashed = off + n;
+		goto out;
+	}
+	if (need_rfd_locked(j, fd))
+		goto out; /* no way to read it back: unknown digest */
 	if (off == j->prefix) {
 		j->prefix += n;
 		/* absorb the ranges that now join the prefix */
@@ -196,7 +229,7 @@ void sfs_hjob_post_write(struct sfs_hjob *j, uint64_t off, uint64_t n)
 			memmove(j->extra, j->extra + k, (j->nextra - k) * sizeof(*j->extra));
 			j->nextra -= k;
 		}
-		wake = 1;
+		wake = j->prefix - j->hashed >= WAKE_BATCH;
 	} else {
 		if (j->nextra == MAX_EXTRA) {
 			invalidate_locked(j);
@@ -238,7 +271,34 @@ out:
 
 static void run(struct sfs_hjob *j, int until_done);
 
-void sfs_hjob_closed(struct sfs_hjob *j, uint64_t size)
+/* All written bytes are hashed and the file is closed: the digest.  Caller holds lock. */
+static void finish_locked(struct sfs_hjob *j, int fd)
+{
+	unsigned char md[16];
+	struct sfs_md5 copy = {0};
+
+	if (!j->valid || j->open_writers || j->hashed != j->final_size || j->hashed != j->prefix ||
+	    j->have_hex)
+		return;
+	if (sfs_md5_copy(&copy, &j->md5) != 0) {
+		invalidate_locked(j);
+		return;
+	}
+	sfs_md5_final(&copy, md);
+	sfs_md5_hex(md, j->hex);
+	j->have_hex = 1;
+	/*
+	 * Report under the lock while still valid: an invalidation (a writer
+	 * reopening the file) then either comes after the hint is stored and
+	 * removes it, or comes first and no stale hint is ever written.
+	 */
+	if (done_cb && fd >= 0 && j->final_size >= SFS_HJOB_HINT_MIN)
+		done_cb(fd, j->hex, j->final_size);
+	drop_fd_locked(j);
+	pthread_cond_broadcast(&j->cond);
+}
+
+void sfs_hjob_closed(struct sfs_hjob *j, uint64_t size, int fd)
 {
 	if (!j)
 		return;
@@ -247,7 +307,12 @@ void sfs_hjob_closed(struct sfs_hjob *j, uint64_t size)
 	j->final_size = size;
 	if (j->prefix != size || j->nextra)
 		invalidate_locked(j); /* holes or bytes we never saw written */
+	int caught_up = !j->valid || (j->hashed == j->prefix && !j->active);
+	if (caught_up)
+		finish_locked(j, fd); /* hashed from the writes: nothing to read back */
 	pthread_mutex_unlock(&j->lock);
+	if (caught_up)
+		return;
 	if (__atomic_load_n(&fd_jobs, __ATOMIC_RELAXED) > MAX_FD_JOBS)
 		run(j, 1); /* the idle-time hasher is behind: finish here, freeing the descriptor */
 	else
@@ -289,26 +354,7 @@ static void run(struct sfs_hjob *j, int until_done)
 		if (!until_done)
 			break;
 	}
-	int finish = j->valid && !j->open_writers && j->hashed == j->final_size &&
-		     j->hashed == j->prefix && !j->have_hex;
-	if (finish) {
-		unsigned char md[16];
-		struct sfs_md5 copy = {0};
-		if (sfs_md5_copy(&copy, &j->md5) == 0) {
-			sfs_md5_final(&copy, md);
-			sfs_md5_hex(md, j->hex);
-			j->have_hex = 1;
-		} else {
-			invalidate_locked(j);
-		}
-	}
-	/*
-	 * Report under the lock while still valid: an invalidation (a writer
-	 * reopening the file) then either comes after the hint is stored and
-	 * removes it, or comes first and no stale hint is ever written.
-	 */
-	if (finish && j->valid && j->have_hex && done_cb)
-		done_cb(j->rfd, j->hex, j->final_size);
+	finish_locked(j, j->rfd);
 	int more = j->valid && j->hashed < j->prefix;
 	j->active = 0;
 	if (!j->valid || j->have_hex)

@@ -25,10 +25,11 @@ int sfs_hasher_start(void) __attribute__((warn_unused_result));
 void sfs_hasher_stop(void);
 
 /*
- * A new job for an empty file; rfd is any fd of the file (O_PATH will do):
- * the job opens its own read-only descriptor.  NULL on error.
+ * A new job for an empty file.  NULL on error.  The job opens a read-only
+ * descriptor of its own (from the fd passed to post_write) only when the
+ * background thread has to read the file back.
  */
-struct sfs_hjob *sfs_hjob_new(int rfd);
+struct sfs_hjob *sfs_hjob_new(void);
 /* Take / drop a reference (NULL-safe). */
 struct sfs_hjob *sfs_hjob_get(struct sfs_hjob *j);
 void sfs_hjob_put(struct sfs_hjob *j);
@@ -37,10 +38,14 @@ void sfs_hjob_put(struct sfs_hjob *j);
 void sfs_hjob_invalidate(struct sfs_hjob *j);
 /* Before a write of n bytes at off: a rewrite of written bytes invalidates. */
 void sfs_hjob_pre_write(struct sfs_hjob *j, uint64_t off, uint64_t n);
-/* After a successful write of n bytes at off. */
-void sfs_hjob_post_write(struct sfs_hjob *j, uint64_t off, uint64_t n);
-/* The last writer closed the file; size = its size then. */
-void sfs_hjob_closed(struct sfs_hjob *j, uint64_t size);
+/*
+ * After a successful write of n bytes at off through fd (any descriptor of the
+ * file, O_WRONLY will do); buf (may be NULL) holds them: small in-order
+ * writes are hashed from it at once.
+ */
+void sfs_hjob_post_write(struct sfs_hjob *j, uint64_t off, uint64_t n, const void *buf, int fd);
+/* The last writer closed the file (fd, still open); size = its size then. */
+void sfs_hjob_closed(struct sfs_hjob *j, uint64_t size, int fd);
 
 /* 1 while the job still has bytes to read (its file must keep them). */
 int sfs_hjob_pending(struct sfs_hjob *j);
@@ -53,10 +58,13 @@ int sfs_hjob_pending(struct sfs_hjob *j);
 int sfs_hjob_result(struct sfs_hjob *j, char hex[33]) __attribute__((warn_unused_result));
 
 /*
- * Optional: called once with the digest when a job completes (stores the
- * hint), with the job's lock held and only while the job is valid, so it must
- * be quick and must not call back into the job.
+ * Optional: called once with the digest when a job of a file of at least
+ * SFS_HJOB_HINT_MIN bytes completes (stores the hint: reading a smaller file
+ * again costs about what reading a stored digest does), with the job's lock
+ * held and only while the job is valid, so it must be quick and must not call
+ * back into the job.
  */
+#define SFS_HJOB_HINT_MIN (64u << 10)
 void sfs_hasher_set_done_cb(void (*cb)(int rfd, const char *hex, uint64_t size));
 
 #endif

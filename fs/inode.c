@@ -298,6 +298,7 @@ static void reclaim(struct sfs_fs *fs)
 					sw.batch[i].name, strerror(-rc));
 			free(sw.batch[i].name);
 		}
+		__atomic_add_fetch(&fs->reclaimed, sw.n, __ATOMIC_RELAXED);
 		pthread_mutex_lock(&fs->nlock);
 		int stop = fs->nstop;
 		pthread_mutex_unlock(&fs->nlock);
@@ -366,6 +367,15 @@ void sfs_fs_stop_notifier(struct sfs_fs *fs)
 	pthread_mutex_unlock(&fs->nlock);
 	pthread_join(fs->notifier, NULL);
 	fs->notifier_started = 0;
+}
+
+void sfs_fs_notify_attr(struct sfs_fs *fs, struct sfs_inode *in)
+{
+	/* attributes only (a negative offset): takes no lock a request handler holds */
+	int rc = fs->se ? fuse_lowlevel_notify_inval_inode(fs->se, sfs_ino_of(fs, in), -1, 0) : 0;
+
+	if (rc && rc != -ENOENT)
+		sfs_log(LOG_DEBUG, "cannot invalidate attributes: %s", strerror(-rc));
 }
 
 void sfs_fs_notify_entry(struct sfs_fs *fs, struct sfs_inode *parent, const char *name)

@@ -134,7 +134,7 @@ static int fuse_argv(struct fuse_args *fa, const struct mount_args *m, const str
 	return rc;
 }
 
-/* Every staging inode the kernel remembers holds an O_PATH fd: allow as many as we may. */
+/* Open files hold descriptors: allow as many as we may. */
 static void raise_fd_limit(void)
 {
 	struct rlimit rl;
@@ -197,6 +197,12 @@ static int run_mount(int argc, char **argv)
 		goto out;
 	}
 	raise_fd_limit();
+	/*
+	 * The kernel sends modes with the caller's umask already applied: the
+	 * daemon's own must not take more bits away (passthrough_ll does this).
+	 * What the daemon makes for itself is created with explicit modes.
+	 */
+	umask(0);
 	rc = sfs_backend_open(&cfg, &be);
 	if (rc) {
 		char desc[512];

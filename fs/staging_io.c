@@ -51,7 +51,7 @@ void sfs_stg_io_init(void)
 void sfs_stg_io_truncated(struct sfs_stg *in, int fd, off_t size)
 {
 	/* an empty file: what is written next can be hashed in order again */
-	sfs_stg_hjob_set(in, size == 0 ? sfs_hjob_new(fd) : NULL);
+	sfs_stg_hjob_set(in, size == 0 ? sfs_hjob_new() : NULL);
 }
 
 /* Account a new write handle; sets up hashing.  -EBUSY while committing. */
@@ -72,7 +72,7 @@ static int writer_enter(struct sfs_fs *fs, struct sfs_stg *in, int fd, int flags
 		struct stat st;
 		/* drop the old job first: from then on it cannot store a hint */
 		if ((flags & O_TRUNC) || (fstat(fd, &st) == 0 && st.st_size == 0))
-			sfs_stg_hjob_set(in, sfs_hjob_new(fd));
+			sfs_stg_hjob_set(in, sfs_hjob_new());
 		else
 			sfs_stg_hjob_set(in, NULL); /* appending to bytes we did not see written */
 		/* the stored digest no longer describes what will be written */
@@ -93,7 +93,7 @@ static void writer_leave(struct sfs_fs *fs, struct sfs_stg *in, int fd)
 		struct stat st;
 		struct sfs_hjob *j = sfs_stg_hjob(in);
 		if (j && fstat(fd, &st) == 0)
-			sfs_hjob_closed(j, (uint64_t)st.st_size);
+			sfs_hjob_closed(j, (uint64_t)st.st_size, fd);
 		else
 			sfs_hjob_invalidate(j);
 		sfs_hjob_put(j);
@@ -132,7 +132,13 @@ static int new_handle(struct sfs_fs *fs, struct sfs_stg *in, int fd, int flags, 
 	h->killpriv = is_write(flags) && fstat(fd, &st) == 0 &&
 		      ((st.st_mode & S_ISUID) ||
 		       (st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP));
-	o->keep_cache = 1;		   /* this mount is the only writer of the staging tree */
+	o->keep_cache = 1; /* this mount is the only writer of the staging tree */
+	/*
+	 * A write-only handle cannot be read or mmapped: its writes may bypass
+	 * the kernel's page cache.  That saves a copy per byte and the
+	 * security.capability lookup the kernel makes before every cached write.
+	 */
+	o->direct_io = (flags & O_ACCMODE) == O_WRONLY && getenv("SFS_NODIO") == NULL;
 	o->noflush = !sfs_stg_uploads(fs); /* FLUSH has nothing to do */
 	*out = &h->fh;
 	return 0;
@@ -223,7 +229,7 @@ int sfs_stg_io_read(struct sfs_fs *fs, struct sfs_fh *fh, size_t size, off_t off
 }
 
 /* The first write by anyone but root drops set-user-ID (and group-executable set-group-ID). */
-static void kill_priv(struct sfs_stg_fh *h, const struct sfs_ctx *ctx)
+static void kill_priv(struct sfs_fs *fs, struct sfs_stg_fh *h, const struct sfs_ctx *ctx)
 {
 	struct stat st;
 
@@ -235,6 +241,8 @@ static void kill_priv(struct sfs_stg_fh *h, const struct sfs_ctx *ctx)
 		m &= ~(mode_t)S_ISGID;
 	if (fchmod(h->fd, m) < 0)
 		sfs_log(LOG_WARNING, "cannot drop set-ID bits: %s", strerror(errno));
+	else
+		sfs_fs_notify_attr(fs, h->fh.in); /* the kernel still has the old mode */
 }
 
 ssize_t sfs_stg_io_write(struct sfs_fs *fs, struct sfs_fh *fh, const char *buf, size_t size,
@@ -247,7 +255,7 @@ ssize_t sfs_stg_io_write(struct sfs_fs *fs, struct sfs_fh *fh, const char *buf, 
 
 	if (rc)
 		return rc;
-	kill_priv(h, ctx);
+	kill_priv(fs, h, ctx);
 	struct sfs_hjob *j = sfs_stg_hjob(in);
 	sfs_hjob_pre_write(j, (uint64_t)off, size);
 	while (done < size) {
@@ -261,7 +269,7 @@ ssize_t sfs_stg_io_write(struct sfs_fs *fs, struct sfs_fh *fh, const char *buf, 
 		}
 		done += (size_t)w;
 	}
-	sfs_hjob_post_write(j, (uint64_t)off, done);
+	sfs_hjob_post_write(j, (uint64_t)off, done, buf, h->fd);
 	sfs_hjob_put(j);
 	return done || !rc ? (ssize_t)done : rc;
 }

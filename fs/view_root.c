@@ -5,6 +5,7 @@
 #include "fs/view.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,6 +84,32 @@ static void root_release(struct sfs_fs *fs, struct sfs_fh *fh)
 	sfs_fh_free(fs, fh);
 }
 
+/*
+ * user.stagefs.status of the mount root: how the daemon tracks inodes, for
+ * people debugging a mount (and tests): "inodes N/MAX reclaimed R handles H
+ * file-handles yes|no".
+ */
+static ssize_t root_getxattr(struct sfs_fs *fs, struct sfs_inode *in, const char *name, char *buf,
+			     size_t size)
+{
+	char s[256];
+	size_t handles = 0;
+
+	if (strcmp(name, SFS_XATTR_STATUS) != 0)
+		return -ENODATA;
+	pthread_mutex_lock(&fs->hlock);
+	for (struct sfs_fh *h = fs->handles; h; h = h->next)
+		handles++;
+	pthread_mutex_unlock(&fs->hlock);
+	pthread_mutex_lock(&fs->lock);
+	size_t n = fs->nstaging;
+	pthread_mutex_unlock(&fs->lock);
+	snprintf(s, sizeof(s), "inodes %zu/%zu reclaimed %lu handles %zu file-handles %s", n,
+		 fs->inode_high, __atomic_load_n(&fs->reclaimed, __ATOMIC_RELAXED), handles,
+		 fs->use_handles ? "yes" : "no");
+	return sfs_xattr_value(s, strlen(s), buf, size);
+}
+
 static void root_free(struct sfs_fs *fs, struct sfs_inode *in)
 {
 	(void)fs;
@@ -97,5 +124,6 @@ const struct sfs_view sfs_view_root = {
 	.opendir = root_opendir,
 	.readdir = root_readdir,
 	.release = root_release,
+	.getxattr = root_getxattr,
 	.free = root_free,
 };

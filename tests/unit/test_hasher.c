@@ -61,12 +61,12 @@ static void put_block(struct fx *f, struct sfs_hjob *j, int b)
 
 	sfs_hjob_pre_write(j, off, BLK);
 	assert_int_equal(pwrite(f->fd, f->data + off, BLK, (off_t)off), BLK);
-	sfs_hjob_post_write(j, off, BLK);
+	sfs_hjob_post_write(j, off, BLK, NULL, f->fd);
 }
 
 static void check(struct fx *f, int with_thread, const int *order, int n, int expect_ok)
 {
-	struct sfs_hjob *j = sfs_hjob_new(f->fd);
+	struct sfs_hjob *j = sfs_hjob_new();
 	char hex[33];
 
 	assert_non_null(j);
@@ -77,7 +77,7 @@ static void check(struct fx *f, int with_thread, const int *order, int n, int ex
 		put_block(f, j, order[i]);
 	/* still open for writing: no result yet */
 	assert_int_equal(sfs_hjob_result(j, hex), -ENODATA);
-	sfs_hjob_closed(j, (uint64_t)lseek(f->fd, 0, SEEK_END));
+	sfs_hjob_closed(j, (uint64_t)lseek(f->fd, 0, SEEK_END), f->fd);
 	if (expect_ok) {
 		assert_int_equal(sfs_hjob_result(j, hex), 0);
 		assert_string_equal(hex, f->want);
@@ -136,13 +136,13 @@ static void test_hole_gives_up(void **state)
 static void test_invalidate(void **state)
 {
 	struct fx *f = *state;
-	struct sfs_hjob *j = sfs_hjob_new(f->fd);
+	struct sfs_hjob *j = sfs_hjob_new();
 	char hex[33];
 
 	assert_int_equal(ftruncate(f->fd, 0), 0);
 	put_block(f, j, 0);
 	sfs_hjob_invalidate(j); /* e.g. a truncate or fallocate */
-	sfs_hjob_closed(j, BLK);
+	sfs_hjob_closed(j, BLK, f->fd);
 	assert_int_equal(sfs_hjob_result(j, hex), -ENODATA);
 	sfs_hjob_put(j);
 	assert_int_equal(sfs_hjob_result(NULL, hex), -ENODATA);
