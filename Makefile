@@ -1,7 +1,7 @@
 # stagefs - one non-recursive Makefile.
 #   make            build ./stagefs
 #   make run        install deps, build, mount a demo store under demo/, show it working
-#   make test       install deps, build (normal + ASan/UBSan), run unit + integration tests
+#   make test       install deps, build (normal + ASan/UBSan), make check, unit + integration tests
 #   make check      format check + banned functions + unit tests
 #   make bench      benchmarks against the native directory and peers
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -94,6 +94,11 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(FAKE_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(FAKE_OBJ) $(LIB) $(LDLIBS) $(CMOCKA_LIBS)
+
+# the dispatcher's test replaces libfuse's request and reply calls
+LL_WRAPS := fuse_req_userdata fuse_req_ctx fuse_reply_err fuse_reply_entry fuse_reply_create \
+            fuse_reply_open fuse_reply_attr
+$(BUILD)/tests/test_lowlevel: LDFLAGS += $(foreach f,$(LL_WRAPS),-Wl,--wrap=$(f))
 
 deps:
 	$(Q)bash scripts/install-deps test

@@ -452,6 +452,34 @@ static int block_store(struct s3_backend *s, const char *path, const void *data,
 	return rc;
 }
 
+/*
+ * The object full key fk was removed: its cached size and blocks go too, or
+ * a new object under the same key would be served the old one's.
+ */
+static void block_forget(struct s3_backend *s, const char *fk)
+{
+	char *size = block_path(s, fk, "size");
+	char *slash = size ? strrchr(size, '/') : NULL;
+	DIR *d = NULL;
+	struct dirent *de;
+
+	if (!slash)
+		goto out;
+	*slash = '\0';
+	const char *stem = slash + 1; /* "<hex>.size" */
+	size_t n = strcspn(stem, ".") + 1;
+	d = opendir(size);
+	while (d && (de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, stem, n) == 0 && unlinkat(dirfd(d), de->d_name, 0) < 0 &&
+		    errno != ENOENT)
+			sfs_log(LOG_WARNING, "s3: cannot drop cached '%s': %s", de->d_name,
+				strerror(errno));
+out:
+	if (d)
+		closedir(d);
+	free(size);
+}
+
 static int block_size_get(struct s3_backend *s, const char *key, uint64_t *size, int64_t *mtime)
 {
 	char *p = block_path(s, key, "size");
@@ -978,9 +1006,12 @@ static int reconcile(struct s3_backend *s)
 static int s3_staging_dir(struct sfs_backend *b)
 {
 	struct s3_backend *s = S3(b);
-	int rc = sfs_mkdir_p(s->staging_dir, 0700, 1);
+	/* the cache is private (0700); its staging dir is what users see as staging/ */
+	int rc = sfs_mkdir_p(s->staging_dir, 0700, 0);
 	int fd;
 
+	if (!rc && mkdir(s->staging_dir, 0755) < 0 && errno != EEXIST)
+		rc = -errno;
 	if (rc)
 		return S3_ERR(rc, "cannot create '%s': %s", s->staging_dir, strerror(-rc));
 	if (!s->read_only) {
@@ -1298,6 +1329,7 @@ static int s3_remove(struct sfs_backend *b, const char *key)
 		return -EROFS;
 	if (!fk)
 		return -ENOMEM;
+	block_forget(s, fk); /* first: a failed delete must not leave old sizes behind */
 	rc = sfs_s3_head(s->c, fk, NULL);
 	if (rc == 0) {
 		found = 1;
@@ -1307,6 +1339,8 @@ static int s3_remove(struct sfs_backend *b, const char *key)
 	}
 	if (!rc && key[0]) {
 		rc = list_tree(s, fk, &l);
+		for (size_t i = 0; !rc && i < l.n; i++)
+			block_forget(s, l.v[i].key);
 		if (!rc && l.n) {
 			found = 1;
 			rc = delete_objlist(s, &l);

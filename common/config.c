@@ -509,7 +509,7 @@ void sfs_config_init(struct sfs_config *c)
 	c->cache_size = 10ull << 30;
 	c->dir_cache_time = 10;
 	c->inode_handles = -1;
-	c->max_inodes = 262144;
+	c->max_inodes = 200 << 10;
 }
 
 void sfs_config_release(struct sfs_config *c)

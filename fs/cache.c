@@ -10,6 +10,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "common/fault.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "fs/hasher.h"
@@ -78,7 +79,9 @@ static int scan_cb(void *arg, int dirfd, const char *name, const char *rel, cons
 	if (fd >= 0 && is_clean(fd, st)) {
 		if (sc->n == sc->cap) {
 			size_t ncap = sc->cap ? sc->cap * 2 : 64;
-			struct cand *nv = realloc(sc->v, ncap * sizeof(*nv));
+			struct cand *nv = sfs_fault("cache-scan-alloc")
+						  ? NULL
+						  : realloc(sc->v, ncap * sizeof(*nv));
 			if (!nv) {
 				close(fd);
 				return -ENOMEM;

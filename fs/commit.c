@@ -202,15 +202,15 @@ static struct sfs_stg *find_locked(struct sfs_fs *fs, const struct centry *e)
 /* The digest computed while the file was written, if this mount saw all of it. */
 static int digest_from_writes(struct sfs_fs *fs, struct sfs_stg *entry, struct centry *e)
 {
-	struct sfs_hjob *j = NULL;
-
 	pthread_mutex_lock(&fs->lock);
 	struct sfs_stg *in = e->rel[0] ? find_locked(fs, e) : entry;
 	if (in)
-		j = sfs_stg_hjob(in); /* the stripe lock nests inside fs->lock */
+		sfs_inode_hold_locked(&in->base);
 	pthread_mutex_unlock(&fs->lock);
-	int rc = sfs_hjob_result(j, e->md5);
-	sfs_hjob_put(j);
+	if (!in)
+		return -ENODATA;
+	int rc = sfs_stg_digest(in, e->md5);
+	sfs_inode_put(fs, &in->base);
 	return rc;
 }
 

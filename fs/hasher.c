@@ -275,16 +275,12 @@ static void run(struct sfs_hjob *j, int until_done);
 static void finish_locked(struct sfs_hjob *j, int fd)
 {
 	unsigned char md[16];
-	struct sfs_md5 copy = {0};
 
 	if (!j->valid || j->open_writers || j->hashed != j->final_size || j->hashed != j->prefix ||
 	    j->have_hex)
 		return;
-	if (sfs_md5_copy(&copy, &j->md5) != 0) {
-		invalidate_locked(j);
-		return;
-	}
-	sfs_md5_final(&copy, md);
+	sfs_md5_final(&j->md5,
+		      md); /* closed: nothing more is added (a new writer gets a new job) */
 	sfs_md5_hex(md, j->hex);
 	j->have_hex = 1;
 	/*
@@ -436,6 +432,16 @@ int sfs_hjob_pending(struct sfs_hjob *j)
 	int p = j->valid && !j->have_hex;
 	pthread_mutex_unlock(&j->lock);
 	return p;
+}
+
+int sfs_hjob_peek(struct sfs_hjob *j, char hex[33])
+{
+	pthread_mutex_lock(&j->lock);
+	int rc = j->valid && j->have_hex ? 0 : -ENODATA;
+	if (!rc)
+		memcpy(hex, j->hex, 33);
+	pthread_mutex_unlock(&j->lock);
+	return rc;
 }
 
 int sfs_hjob_result(struct sfs_hjob *j, char hex[33])

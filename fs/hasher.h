@@ -50,6 +50,9 @@ void sfs_hjob_closed(struct sfs_hjob *j, uint64_t size, int fd);
 /* 1 while the job still has bytes to read (its file must keep them). */
 int sfs_hjob_pending(struct sfs_hjob *j);
 
+/* The digest if it is ready now (never waits): 0 and hex filled, or -ENODATA. */
+int sfs_hjob_peek(struct sfs_hjob *j, char hex[33]) __attribute__((warn_unused_result));
+
 /*
  * The digest: 0 and hex filled when every byte of the closed file was hashed
  * in order (finishing the work on this thread if needed); -ENODATA when the

@@ -122,8 +122,13 @@ static int fuse_argv(struct fuse_args *fa, const struct mount_args *m, const str
 	for (char *p = desc; *p; p++)
 		if (*p == ',' || *p == ' ')
 			*p = '_'; /* commas would split the option */
-	if (asprintf(&o, "fsname=%s,subtype=stagefs%s%s%s%s%s", desc, cfg->read_only ? ",ro" : "",
-		     cfg->allow_other ? ",allow_other" : "",
+	/*
+	 * nodev,nosuid first (a later dev or suid in -o wins): device nodes and
+	 * set-ID files may exist in staging, but a data store gives no one a way
+	 * to a device or to another user's privileges through them.
+	 */
+	if (asprintf(&o, "fsname=%s,subtype=stagefs,nodev,nosuid%s%s%s%s%s", desc,
+		     cfg->read_only ? ",ro" : "", cfg->allow_other ? ",allow_other" : "",
 		     cfg->default_permissions ? ",default_permissions" : "",
 		     passthrough && *passthrough ? "," : "", passthrough ? passthrough : "") < 0)
 		return -ENOMEM;

@@ -35,7 +35,9 @@ struct sfs_stg {
 	int16_t dslot;		/* directory: its slot in the fd cache, -1 none; fs->dlock */
 	int32_t writers;	/* open write handles; fs->lock */
 	int32_t opens;		/* open handles of any kind; fs->lock */
-	struct sfs_hjob *hjob;	/* digest while written (NULL: unknown); stripe lock */
+	struct sfs_hjob *hjob;	/* digest being computed while written; stripe lock */
+	uint8_t have_md5;	/* md5 is the digest of what the last writer left; stripe lock */
+	unsigned char md5[16];	/* (kept instead of a finished job: 16 bytes, not ~400) */
 	char *status;		/* last commit error or progress; stripe lock */
 	uint8_t hlen;		/* bytes of handle; 0: no kernel file handle */
 	int32_t htype;		/* handle type */
@@ -110,6 +112,13 @@ void sfs_stg_status(struct sfs_stg *in, char *buf, size_t len);
 struct sfs_hjob *sfs_stg_hjob(struct sfs_stg *in);
 /* Replace the inode's hash job (NULL: the digest is unknown from here on). */
 void sfs_stg_hjob_set(struct sfs_stg *in, struct sfs_hjob *j);
+/* The last writer left: keep a finished job's digest instead of the job. */
+void sfs_stg_hjob_done(struct sfs_stg *in);
+/*
+ * The digest of what was written, when this mount saw every byte written in
+ * order: 0 and hex filled (waiting for the hasher if it is behind); -ENODATA.
+ */
+int sfs_stg_digest(struct sfs_stg *in, char hex[33]) __attribute__((warn_unused_result));
 
 /* ---- view_staging.c ---- */
 

@@ -630,9 +630,54 @@ void sfs_stg_hjob_set(struct sfs_stg *in, struct sfs_hjob *j)
 	pthread_mutex_lock(l);
 	struct sfs_hjob *old = in->hjob;
 	in->hjob = j;
+	in->have_md5 = 0;
 	pthread_mutex_unlock(l);
 	sfs_hjob_invalidate(old);
 	sfs_hjob_put(old);
+}
+
+static int from_hex(const char *hex, unsigned char md[16])
+{
+	for (int i = 0; i < 16; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return -EINVAL;
+		md[i] = (unsigned char)v;
+	}
+	return 0;
+}
+
+void sfs_stg_hjob_done(struct sfs_stg *in)
+{
+	pthread_mutex_t *l = sfs_inode_stripe(in);
+	struct sfs_hjob *old = NULL;
+	char hex[33];
+
+	pthread_mutex_lock(l);
+	if (in->hjob && sfs_hjob_peek(in->hjob, hex) == 0 && from_hex(hex, in->md5) == 0) {
+		old = in->hjob;
+		in->hjob = NULL;
+		in->have_md5 = 1;
+	}
+	pthread_mutex_unlock(l);
+	sfs_hjob_put(old); /* finished: dropping it changes nothing */
+}
+
+int sfs_stg_digest(struct sfs_stg *in, char hex[33])
+{
+	pthread_mutex_t *l = sfs_inode_stripe(in);
+
+	pthread_mutex_lock(l);
+	if (in->have_md5) {
+		sfs_md5_hex(in->md5, hex);
+		pthread_mutex_unlock(l);
+		return 0;
+	}
+	struct sfs_hjob *j = sfs_hjob_get(in->hjob);
+	pthread_mutex_unlock(l);
+	int rc = sfs_hjob_result(j, hex);
+	sfs_hjob_put(j);
+	return rc;
 }
 
 /* ---- set-up ---- */

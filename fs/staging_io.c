@@ -97,6 +97,7 @@ static void writer_leave(struct sfs_fs *fs, struct sfs_stg *in, int fd)
 		else
 			sfs_hjob_invalidate(j);
 		sfs_hjob_put(j);
+		sfs_stg_hjob_done(in);
 	}
 }
 

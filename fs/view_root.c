@@ -87,13 +87,14 @@ static void root_release(struct sfs_fs *fs, struct sfs_fh *fh)
 /*
  * user.stagefs.status of the mount root: how the daemon tracks inodes, for
  * people debugging a mount (and tests): "inodes N/MAX reclaimed R handles H
- * file-handles yes|no".
+ * file-handles yes|no cache-rescans C".
  */
 static ssize_t root_getxattr(struct sfs_fs *fs, struct sfs_inode *in, const char *name, char *buf,
 			     size_t size)
 {
 	char s[256];
 	size_t handles = 0;
+	unsigned long rescans;
 
 	if (strcmp(name, SFS_XATTR_STATUS) != 0)
 		return -ENODATA;
@@ -104,9 +105,13 @@ static ssize_t root_getxattr(struct sfs_fs *fs, struct sfs_inode *in, const char
 	pthread_mutex_lock(&fs->lock);
 	size_t n = fs->nstaging;
 	pthread_mutex_unlock(&fs->lock);
-	snprintf(s, sizeof(s), "inodes %zu/%zu reclaimed %lu handles %zu file-handles %s", n,
+	pthread_mutex_lock(&fs->cache_mutex);
+	rescans = fs->cache_rescans;
+	pthread_mutex_unlock(&fs->cache_mutex);
+	snprintf(s, sizeof(s),
+		 "inodes %zu/%zu reclaimed %lu handles %zu file-handles %s cache-rescans %lu", n,
 		 fs->inode_high, __atomic_load_n(&fs->reclaimed, __ATOMIC_RELAXED), handles,
-		 fs->use_handles ? "yes" : "no");
+		 fs->use_handles ? "yes" : "no", rescans);
 	return sfs_xattr_value(s, strlen(s), buf, size);
 }
 

@@ -79,3 +79,43 @@ expect_errno unlink "$D/.receipts/s.bin.json" OK
 expect_errno unlink "$D/.receipts/d.zarr.json" OK
 expect_errno opendir "$D/.receipts" ENOENT
 check "objects stay after receipts are gone" cmp <(printf hello) "$H"
+
+# access(W_OK) says what open for writing says: EPERM on a receipt, EROFS on canonical
+printf r >"$D/r" && check_eq "commit for a receipt" OK "$(commit "$D/r" hash)"
+out=$($PY - "$D/.receipts/r.json" "$F" <<'PYEOF'
+import ctypes, errno, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+res = []
+for p in sys.argv[1:]:
+    r = libc.faccessat(-100, p.encode(), os.W_OK, 0)
+    res.append("OK" if r == 0 else errno.errorcode[ctypes.get_errno()])
+print(" ".join(res))
+PYEOF
+)
+check_eq "access(W_OK): receipt EPERM, canonical EROFS" "EPERM EROFS" "$out"
+
+# a committed entry's inode, still open: every change fails ENOENT, nothing
+# reaches the canonical object behind it (its xattrs, here)
+printf keep >"$D/x1" && setfattr -n user.tag -v kept "$D/x1"
+out=$($PY - "$D/x1" "$TESTS_DIR/sysc.py" <<'PYEOF'
+import errno, os, subprocess, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+subprocess.run([sys.executable, sys.argv[2], "setxattr", sys.argv[1], "user.stagefs.commit",
+                "hash"], check=True, stdout=subprocess.DEVNULL)
+res = []
+for f in (lambda: os.removexattr(fd, "user.tag"), lambda: os.setxattr(fd, "user.t2", b"1"),
+          lambda: os.fchmod(fd, 0o600)):
+    try:
+        f()
+        res.append("OK")
+    except OSError as e:
+        res.append(errno.errorcode[e.errno])
+print(" ".join(res))
+PYEOF
+)
+check_eq "removexattr, setxattr, fchmod on a committed entry's open fd" "ENOENT ENOENT ENOENT" "$out"
+check_eq "x1 left staging" ENOENT "$(sysc read "$D/x1")"
+if [ "$BACKEND" = file ]; then
+	obj=$(json_get path <"$D/.receipts/x1.json")
+	check_eq "the canonical object keeps its xattr" kept "$(getfattr --only-values -n user.tag "$STORE/$obj" 2>/dev/null)"
+fi

@@ -34,6 +34,26 @@ done
 
 out=$(write_mib "$D/huge.bin" 12)
 check_eq "a 12 MiB file written in one open gets ENOSPC" ENOSPC "$out"
+# a full cache (nothing evictable: the open file is not stored) answers ENOSPC
+# without walking the whole cache again for every write
+rescans() { xget "$MNT" user.stagefs.status | sed -E 's/.*cache-rescans ([0-9]+).*/\1/'; }
+before=$(rescans)
+out=$($PY - "$D/huge.bin" <<'PYEOF'
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+fails = 0
+for _ in range(50):
+    try:
+        os.write(fd, b"y" * (1 << 20))
+    except OSError as e:
+        fails += e.errno == errno.ENOSPC
+os.close(fd)
+print(fails)
+PYEOF
+)
+check_eq "50 writes to a full cache all get ENOSPC" 50 "$out"
+after=$(rescans)
+check "the cache was walked at most twice for them ($before -> $after)" test $((after - before)) -le 2
 check "remove it" rm -f "$D/huge.bin"
 for f in b c d; do
 	check "$f still intact" cmp "$T/$f.ref" "$D/$f.bin"
@@ -41,3 +61,15 @@ done
 check "and in the bucket" cmp "$T/d.ref" "$(sobj _staging/lab/cache/d.bin)"
 remount -o cache_size=8M || exit 1
 check "after a remount an evicted file still reads back" cmp "$T/b.ref" "$D/b.bin"
+
+# an allocation that fails while the cache is walked: the write fails, the daemon lives on
+export STAGEFS_FAULTS=cache-scan-alloc@2 # the walk at mount allocates once
+remount -o cache_size=8M || exit 1
+unset STAGEFS_FAULTS
+out=$(write_mib "$D/more.bin" 12)
+case $out in ENOMEM | ENOSPC) ok "a write whose cache walk runs out of memory fails ($out)" ;;
+*) fail "a write whose cache walk runs out of memory fails" "$out" ;; esac
+check "the daemon is still there" kill -0 "$DAEMON_PID"
+check "and serves: c reads back" cmp "$T/c.ref" "$D/c.bin"
+grep -q "fault point 'cache-scan-alloc' reached" "$T/daemon.log" && ok "the fault was hit" ||
+	fail "the fault was hit" "$(tail -n 5 "$T/daemon.log")"

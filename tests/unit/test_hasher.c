@@ -148,6 +148,54 @@ static void test_invalidate(void **state)
 	assert_int_equal(sfs_hjob_result(NULL, hex), -ENODATA);
 }
 
+static int hints;
+static uint64_t hint_size;
+static void count_hint(int fd, const char *hex, uint64_t size)
+{
+	hints++;
+	hint_size = size;
+}
+
+/*
+ * Small files written in order are hashed from the writes' own buffers: the
+ * digest is ready at close without the background thread and without reading
+ * the file back (the file here holds other bytes than were "written").
+ */
+static void test_inline_small(void **state)
+{
+	struct fx *f = *state;
+	const size_t sizes[] = {0, 1, 4096, 100000, 256 << 10};
+
+	sfs_hasher_set_done_cb(count_hint);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		size_t n = sizes[k];
+		unsigned char md[16];
+		unsigned int len = 0;
+		char want[33], hex[33];
+		struct sfs_hjob *j = sfs_hjob_new();
+
+		EVP_Digest(f->data, n, md, &len, EVP_md5(), NULL);
+		for (int i = 0; i < 16; i++)
+			snprintf(want + 2 * i, 3, "%02x", md[i]);
+		assert_int_equal(ftruncate(f->fd, 0), 0); /* nothing to read back */
+		hints = 0;
+		for (size_t off = 0; off < n; off += 4096) {
+			size_t c = n - off < 4096 ? n - off : 4096;
+			sfs_hjob_pre_write(j, off, c);
+			sfs_hjob_post_write(j, off, c, f->data + off, f->fd);
+		}
+		sfs_hjob_closed(j, n, f->fd);
+		assert_int_equal(sfs_hjob_peek(j, hex), 0); /* ready at close */
+		assert_string_equal(hex, want);
+		/* a digest is stored with the file only where re-reading it would cost more */
+		assert_int_equal(hints, n >= SFS_HJOB_HINT_MIN);
+		if (hints)
+			assert_int_equal(hint_size, n);
+		sfs_hjob_put(j);
+	}
+	sfs_hasher_set_done_cb(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -156,6 +204,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rewrite_gives_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hole_gives_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalidate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inline_small, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -394,6 +394,42 @@ static void t_open_marker(void **state)
 	free_store(b);
 }
 
+/* A removed canonical object's cached size and blocks go with it. */
+static void t_remove_forgets_cached(void **state)
+{
+	(void)state;
+	require_server();
+	struct sfs_backend *b = open_store("store-rm");
+	struct sfs_bfile *f = NULL;
+	struct sfs_bstat st;
+	char buf[32];
+
+	assert_int_equal(sfs_backend_put_bytes(b, "_schema/x/obj", "hello", 5, 0), 0);
+	assert_int_equal(sfs_backend_stat(b, "_schema/x/obj", &st), 0);
+	assert_int_equal(st.size, 5);
+	assert_int_equal(sfs_backend_open_obj(b, "_schema/x/obj", &f), 0);
+	assert_int_equal(sfs_backend_pread(b, f, buf, sizeof(buf), 0), 5);
+	sfs_backend_close_obj(b, f);
+	assert_int_equal(sfs_backend_remove(b, "_schema/x/obj"), 0);
+	assert_int_equal(sfs_backend_stat(b, "_schema/x/obj", &st), -ENOENT);
+	/* the same key again, other bytes (recovery and gc remove, commits reuse keys) */
+	assert_int_equal(sfs_backend_put_bytes(b, "_schema/x/obj", "other bytes!", 12, 0), 0);
+	assert_int_equal(sfs_backend_stat(b, "_schema/x/obj", &st), 0);
+	assert_int_equal(st.size, 12);
+	assert_int_equal(sfs_backend_open_obj(b, "_schema/x/obj", &f), 0);
+	assert_int_equal(sfs_backend_pread(b, f, buf, sizeof(buf), 0), 12);
+	assert_memory_equal(buf, "other bytes!", 12);
+	sfs_backend_close_obj(b, f);
+	/* and a tree */
+	assert_int_equal(sfs_backend_put_bytes(b, "_schema/t/a", "aaaa", 4, 0), 0);
+	assert_int_equal(sfs_backend_stat(b, "_schema/t/a", &st), 0);
+	assert_int_equal(sfs_backend_remove(b, "_schema/t"), 0);
+	assert_int_equal(sfs_backend_put_bytes(b, "_schema/t/a", "a", 1, 0), 0);
+	assert_int_equal(sfs_backend_stat(b, "_schema/t/a", &st), 0);
+	assert_int_equal(st.size, 1);
+	free_store(b);
+}
+
 static void t_put_get_stat(void **state)
 {
 	(void)state;
@@ -883,6 +919,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_open_marker),
 		cmocka_unit_test(t_put_get_stat),
+		cmocka_unit_test(t_remove_forgets_cached),
 		cmocka_unit_test(t_noreplace),
 		cmocka_unit_test(t_ranged_read),
 		cmocka_unit_test(t_list_paging_and_remove),
