@@ -95,6 +95,8 @@ static char *join(const char *prefix, const char *a, const char *b)
 	return sfs_buf_detach(&s);
 }
 
+#define S3_KEY_MAX 1024 /* bytes of an object key (AWS; MinIO and Ceph RGW agree) */
+
 static char *full_key(struct s3_backend *s, const char *key)
 {
 	return join(s->prefix, key, NULL);
@@ -1053,7 +1055,13 @@ static int s3_staged_sync(struct sfs_backend *b, const char *rel, int fd, int du
 			return S3_ERR(-errno, "cannot reopen staged file '%s' for reading", rel);
 	}
 	sk = staged_key(s, rel);
-	rc = sk ? sfs_s3_put_fd(s->c, sk, rfd, (uint64_t)st.st_size, NULL) : -ENOMEM;
+	if (!sk)
+		rc = -ENOMEM;
+	else if (strlen(sk) > S3_KEY_MAX)
+		rc = S3_ERR(-ENAMETOOLONG, "staged '%s': its key is over %d bytes, S3's limit", rel,
+			    S3_KEY_MAX);
+	else
+		rc = sfs_s3_put_fd(s->c, sk, rfd, (uint64_t)st.st_size, NULL);
 	free(sk);
 	if (rfd != fd)
 		close(rfd);

@@ -5,16 +5,29 @@
  * A commit is a fixed sequence of steps, each safe to repeat:
  *   1. parse VALUE; resolve the entry's staging path (schema, table, name)
  *   2. walk the entry without following symlinks: only regular files and
- *      directories; no file open for writing (EBUSY); mark it committing
- *   3. digest every file: the MD5 kept while it was written sequentially
- *      (user.stagefs.md5 on the staged file) or, failing that, by reading it
+ *      directories; no file open for writing (EBUSY, after a 0.5 s grace for
+ *      a RELEASE still on its way); mark its inodes committing; give a file
+ *      with other hard links a copy of its own
+ *   3. digest every file: the MD5 kept while it was written in order (in the
+ *      inode, or user.stagefs.md5 on the staged file) or, failing that, by
+ *      reading it
  *   4. build the canonical key and the receipt JSON
  *   5. record the intent in the index (durable)              <- crash: undo
- *   6. promote in the backend, never replacing (rename/link)  <- crash: finish
- *      EEXIST: hash -> dedup (drop the staged copy); schema -> new token
+ *   6. promote in the backend, never replacing (rename/link, or copy with the
+ *      source kept: SFS_KEEP_SOURCE); EEXIST: hash -> dedup; schema -> a new
+ *      token, the intent retargeted
+ *   6b. record "copied", then remove the staged copy         <- crash: finish
  *   7. in one index transaction: object row, receipt, intent deleted
- * Recovery (sfs_recover) looks at each recorded intent: staged entry gone and
- * canonical present -> step 7; staged entry still there -> forget the intent.
+ *   8. the committed inodes switch to the gone view
+ * Recovery (sfs_recover) looks at each recorded intent:
+ *   - state "copied": remove what is left of the staged copy, then step 7;
+ *   - staged entry gone, canonical present (a rename happened): step 7;
+ *   - both present: a hash object is valid whoever wrote it (its row is
+ *     added if missing); a schema object is a copy that did not complete
+ *     (its key was drawn for this commit): removed; then the intent goes
+ *     and the entry stays staged;
+ *   - staged entry present, canonical absent: the intent goes;
+ *   - neither: logged, the intent goes.
  */
 #include "fs/fs.h"
 #include "fs/cache.h"

@@ -163,9 +163,10 @@ int sfs_stg_sync_store(struct sfs_fs *fs, struct sfs_stg *in, int fd, int durabl
 		sfs_log(LOG_ERR, "cannot store staged '%s': %s", rel ? rel : "?", strerror(-rc));
 		/*
 		 * SPEC §7: a refused or failed upload is an I/O error of this file,
-		 * not a permission problem of the caller; ENOSPC/EDQUOT it can act on.
+		 * not a permission problem of the caller; ENOSPC/EDQUOT it can act on,
+		 * ENAMETOOLONG (a path over S3's 1024-byte keys) too.
 		 */
-		if (rc != -ENOSPC && rc != -EDQUOT && rc != -ENOMEM)
+		if (rc != -ENOSPC && rc != -EDQUOT && rc != -ENOMEM && rc != -ENAMETOOLONG)
 			rc = -EIO;
 	} else {
 		journal_record(fs, rel, fd, &st);

@@ -150,11 +150,15 @@ int sfs_list_fill(struct sfs_fs *fs, struct sfs_list *l, struct sfs_inode *dir, 
 		const char *name = l->names + l->e[i].name;
 		int dots = strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
 		struct sfs_entry e, *ep = NULL;
+		/* made-up numbers, but not 0: readdir(3) skips entries whose d_ino is 0 */
+		ino_t ino = (ino_t)(sfs_view_key_ino(name) ^ (uintptr_t)dir);
 
 		if (sfs_dirfill_plus(f) && !dots && v->lookup &&
-		    v->lookup(fs, dir, name, &e) == 0 && e.in)
+		    v->lookup(fs, dir, name, &e) == 0 && e.in) {
 			ep = &e;
-		if (sfs_dirfill_add(f, name, l->e[i].type, 0, (off_t)(i + 1), ep))
+			ino = e.st.st_ino;
+		}
+		if (sfs_dirfill_add(f, name, l->e[i].type, ino, (off_t)(i + 1), ep))
 			break;
 	}
 	return 0;

@@ -248,15 +248,18 @@ static int next_dent(struct sfs_fs *fs, struct sfs_stg_fh *h, struct dent *d)
 	d->cookie = -1;
 	switch (h->tail) {
 	case 0:
-		d->name = ".";
+	case 1: {
+		/* real numbers: readdir(3) skips entries whose d_ino is 0 */
+		struct stat st;
+		d->name = h->tail ? ".." : ".";
 		d->type = S_IFDIR;
-		h->tail = 1;
+		if (fstatat(dirfd(h->dir), d->name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			d->ino = st.st_ino;
+		else
+			d->ino = dir->ino;
+		h->tail++;
 		return 1;
-	case 1:
-		d->name = "..";
-		d->type = S_IFDIR;
-		h->tail = 2;
-		return 1;
+	}
 	case 2:
 		for (;;) {
 			long c = telldir(h->dir);

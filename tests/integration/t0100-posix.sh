@@ -231,3 +231,7 @@ check_eq "store holds the staged bytes" "hello WORLD" "$(cat "$(sobj _staging/la
 
 # readdir lists what was created
 check_eq "readdir" "0.0 app big" "$(ls "$D" | grep -E '^(0\.0|app|big)$' | tr '\n' ' ' | sed 's/ $//')"
+# "." and ".." are listed with their inode numbers (readdir(3) hides entries numbered 0)
+check_eq "ls -a lists . and .. in staging" ". .." "$(ls -fa "$D" | grep -xE '\.|\.\.' | sort | tr '\n' ' ' | sed 's/ $//')"
+check_eq "and at the root" ". .." "$(ls -fa "$MNT" | grep -xE '\.|\.\.' | sort | tr '\n' ' ' | sed 's/ $//')"
+check_eq "the . entry is the directory" "$(stat -c %i "$D")" "$(ls -fia "$D" | awk '$2 == "." { print $1 }')"

@@ -33,6 +33,24 @@ check_eq "one staged object left (a.bin), nothing duplicated" "_staging/lab/faul
 	"$(skeys _staging/lab/faults)"
 check "the earlier file is untouched" cmp "$T/a.ref" "$(sobj _staging/lab/faults/a.bin)"
 
+# a staged path whose key would pass S3's 1024 bytes: ENAMETOOLONG, not EIO after retries
+long=$D
+for i in 1 2 3 4 5; do long=$long/$(printf 'd%.0s' $(seq 1 200)); done
+mkdir -p "$long"
+out=$($PY - "$long/f" <<'PYEOF'
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o644)
+os.write(fd, b"x")
+try:
+    os.close(fd)
+    print("OK")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+PYEOF
+)
+check_eq "close of a file whose key is over 1024 bytes" ENAMETOOLONG "$out"
+check_eq "its bytes stay in staging" x "$(cat "$long/f")"
+
 # an unknown access key: the mount fails before mounting, naming the endpoint
 unmount_fs
 out=$(AWS_ACCESS_KEY_ID=NOSUCHKEY "$STAGEFS" -f -o "index=$INDEX,$BACKEND_OPTS" "$SOURCE" "$MNT" 2>&1)

@@ -98,6 +98,8 @@ static void test_defaults(void **state)
 	assert_null(c.partition_pattern);
 	assert_true(c.cache_size == 10ull << 30);
 	assert_int_equal(c.dir_cache_time, 10);
+	assert_int_equal(c.inode_handles, -1);
+	assert_true(c.max_inodes == 200 << 10);
 	assert_int_equal(c.path_style, -1);
 	assert_int_equal(c.read_only, 0);
 	assert_int_equal(c.allow_other, 0);
@@ -206,6 +208,12 @@ static const struct kv kvs[] = {
 	{"dir_cache_time", "-1", -EINVAL},
 	{"dir_cache_time", "1.5", -EINVAL},
 	{"dir_cache_time", "86401", -EINVAL},
+	{"max_inodes", "1000", 0},
+	{"max_inodes", "2M", 0},
+	{"max_inodes", "many", -EINVAL},
+	{"inode_handles", "0", 0},
+	{"inode_handles", NULL, 0},
+	{"inode_handles", "sometimes", -EINVAL},
 	{"snapshot", "paper-2024.v1_final", 0},
 	{"snapshot", "bad/name", -EINVAL},
 	{"snapshot", "..", -EINVAL},
