@@ -13,7 +13,7 @@ DEVELOPER ?= 1
 VERSION := 0.1.0
 
 # pkg-config module:Debian package, for every library the build links
-PKG_DEBS := fuse3:libfuse3-dev sqlite3:libsqlite3-dev libcrypto:libssl-dev inih:libinih-dev \
+PKG_DEBS := fuse3:libfuse3-dev sqlite3:libsqlite3-dev libcrypto:libssl-dev inih:libinih-dev zlib:zlib1g-dev \
             libcurl:libcurl4-openssl-dev libxml-2.0:libxml2-dev
 PKGS    := $(foreach p,$(PKG_DEBS),$(firstword $(subst :, ,$(p))))
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

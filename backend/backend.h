@@ -39,6 +39,8 @@ struct sfs_bstat {
 
 /* list callback: name is one path segment; return non-zero to stop (returned by list). */
 typedef int (*sfs_list_cb)(void *arg, const char *name, const struct sfs_bstat *st);
+/* walk callback: key is a whole store key; return non-zero to stop (returned by walk). */
+typedef int (*sfs_bwalk_cb)(void *arg, const char *key, const struct sfs_bstat *st);
 
 /*
  * xattrs on files of a local staging cache (backends whose staging dir is a
@@ -127,6 +129,14 @@ struct sfs_backend_ops {
 	int (*stat)(struct sfs_backend *b, const char *key, struct sfs_bstat *st);
 	/* Immediate children of a directory/prefix, each once, any order. */
 	int (*list)(struct sfs_backend *b, const char *key, sfs_list_cb cb, void *arg);
+	/*
+	 * Everything below key, recursively (key itself not included), each
+	 * once, any order: every object, and the directories where the backend
+	 * has them (file; S3 has only keys).  -ENOENT when key holds nothing.
+	 * One listing of the whole prefix where the backend allows (S3:
+	 * ListObjectsV2 without a delimiter), not one per directory.
+	 */
+	int (*walk)(struct sfs_backend *b, const char *key, sfs_bwalk_cb cb, void *arg);
 	/* Open an object for reading; *out owned by the caller, released by close. */
 	int (*open)(struct sfs_backend *b, const char *key, struct sfs_bfile **out);
 	ssize_t (*pread)(struct sfs_backend *b, struct sfs_bfile *f, void *buf, size_t n,
@@ -184,6 +194,7 @@ static inline int sfs_backend_staging_dir(struct sfs_backend *b)
 #define sfs_backend_staged_fetch(b, ...)  SFS_BCALL(b, staged_fetch, __VA_ARGS__)
 #define sfs_backend_stat(b, ...)	  SFS_BCALL(b, stat, __VA_ARGS__)
 #define sfs_backend_list(b, ...)	  SFS_BCALL(b, list, __VA_ARGS__)
+#define sfs_backend_walk(b, ...)	  SFS_BCALL(b, walk, __VA_ARGS__)
 #define sfs_backend_open_obj(b, ...)	  SFS_BCALL(b, open, __VA_ARGS__)
 #define sfs_backend_pread(b, ...)	  SFS_BCALL(b, pread, __VA_ARGS__)
 #define sfs_backend_put_bytes(b, ...)	  SFS_BCALL(b, put_bytes, __VA_ARGS__)

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 
 #define FORMAT_KEY  ".stagefs/format"
@@ -258,6 +259,40 @@ static int file_list(struct sfs_backend *b, const char *key, sfs_list_cb cb, voi
 	if (!rc && errno)
 		rc = -errno;
 	closedir(d);
+	return rc;
+}
+
+struct fwalk {
+	const char *key;
+	sfs_bwalk_cb cb;
+	void *arg;
+};
+
+static int fwalk_cb(void *arg, int dirfd, const char *name, const char *rel, const struct stat *st)
+{
+	struct fwalk *w = arg;
+	struct sfs_bstat bs;
+	char *full = NULL;
+
+	if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode))
+		return 0; /* nothing else is ever canonical */
+	if (asprintf(&full, "%s%s%s", w->key, w->key[0] ? "/" : "", rel) < 0)
+		return -ENOMEM;
+	fill_bstat(st, &bs);
+	int rc = w->cb(w->arg, full, &bs);
+	free(full);
+	return rc;
+}
+
+static int file_walk(struct sfs_backend *b, const char *key, sfs_bwalk_cb cb, void *arg)
+{
+	struct fwalk w = {key, cb, arg};
+	int fd = resolve(fb(b)->dirfd, key, O_PATH | O_DIRECTORY, 0);
+
+	if (fd < 0)
+		return fd;
+	int rc = sfs_walk(fd, fwalk_cb, &w);
+	close(fd);
 	return rc;
 }
 
@@ -559,6 +594,7 @@ static const struct sfs_backend_ops file_ops = {
 	.staged_remove = file_staged_remove,
 	.stat = file_stat,
 	.list = file_list,
+	.walk = file_walk,
 	.open = file_open,
 	.pread = file_pread,
 	.close = file_close,

@@ -626,6 +626,40 @@ static void blocks_trim(struct s3_backend *s)
 	pthread_mutex_unlock(&s->blocks_lock);
 }
 
+struct s3walk {
+	struct s3_backend *s;
+	sfs_bwalk_cb cb;
+	void *arg;
+	int any;
+};
+
+static int s3walk_cb(void *arg, const char *key, int is_prefix, const struct sfs_s3_objinfo *info)
+{
+	struct s3walk *w = arg;
+	struct sfs_bstat st;
+	size_t pl = strlen(w->s->prefix);
+
+	if (is_prefix || strncmp(key, w->s->prefix, pl) != 0)
+		return 0;
+	w->any = 1;
+	fill_bstat(&st, info);
+	return w->cb(w->arg, key + pl, &st);
+}
+
+static int s3_walk(struct sfs_backend *b, const char *key, sfs_bwalk_cb cb, void *arg)
+{
+	struct s3_backend *s = S3(b);
+	struct s3walk w = {s, cb, arg, 0};
+	char *p = key[0] ? join(s->prefix, key, "/") : strdup(s->prefix);
+
+	if (!p)
+		return -ENOMEM;
+	/* one listing of the whole prefix: no delimiter, 1000 keys a page */
+	int rc = sfs_s3_list(s->c, p, NULL, 0, 0, s3walk_cb, &w);
+	free(p);
+	return rc ? rc : w.any ? 0 : -ENOENT;
+}
+
 static int s3_open(struct sfs_backend *b, const char *key, struct sfs_bfile **out)
 {
 	struct s3_backend *s = S3(b);
@@ -1400,6 +1434,7 @@ static const struct sfs_backend_ops s3_ops = {
 	.staged_rename = s3_staged_rename,
 	.stat = s3_stat,
 	.list = s3_list,
+	.walk = s3_walk,
 	.open = s3_open,
 	.pread = s3_pread,
 	.close = s3_close,

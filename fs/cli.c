@@ -15,11 +15,12 @@
 
 #include "common/log.h"
 
-static const char *const later[] = {"publish", "snapshots", "fsck", "reindex", "gc"};
+static const char *const later[] = {"fsck", "reindex", "gc"};
 
 int sfs_cli_is_subcommand(const char *s)
 {
-	if (strcmp(s, "commit") == 0 || strcmp(s, "status") == 0)
+	if (strcmp(s, "commit") == 0 || strcmp(s, "status") == 0 || strcmp(s, "publish") == 0 ||
+	    strcmp(s, "snapshots") == 0)
 		return 1;
 	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++)
 		if (strcmp(s, later[i]) == 0)
@@ -213,6 +214,10 @@ int sfs_cli_main(int argc, char **argv)
 		return cmd_commit(argc, argv);
 	if (strcmp(argv[0], "status") == 0)
 		return cmd_status(argc, argv);
+	if (strcmp(argv[0], "publish") == 0)
+		return sfs_cli_publish(argc, argv);
+	if (strcmp(argv[0], "snapshots") == 0)
+		return sfs_cli_snapshots(argc, argv);
 	fprintf(stderr, "stagefs: %s: not implemented in this version\n", argv[0]);
 	return 1;
 }

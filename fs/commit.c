@@ -365,17 +365,6 @@ static void mark_gone(struct sfs_fs *fs, struct sfs_stg *entry, struct walk *w)
 	pthread_mutex_unlock(&fs->lock);
 }
 
-static void now_iso(char *buf, size_t len)
-{
-	struct timespec ts;
-	struct tm tm;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, len - n, ".%06ld+00:00", ts.tv_nsec / 1000);
-}
-
 /* The zarr checksum of a walked directory (files' md5 already known). */
 static int tree_checksum(struct walk *w, char *out, size_t outlen)
 {
@@ -519,7 +508,7 @@ static int build_key(struct commit_ctx *c)
 	int rc = sfs_object_path(&p, c->key, sizeof(c->key));
 	if (rc == -ENAMETOOLONG)
 		snprintf(c->reason, sizeof(c->reason),
-			 "a segment of the canonical path is over 255 bytes");
+			 "a segment of the canonical path is over %d bytes", SFS_SEGMENT_MAX);
 	return rc;
 }
 
@@ -644,6 +633,7 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, const char *value, size_t 
 	struct commit_ctx *c = calloc(1, sizeof(*c));
 	struct sfs_job job = {0};
 	struct sfs_stg *parent = NULL;
+	struct sfs_job_file *jfiles = NULL;
 	char *meta = NULL, who[300] = "";
 	struct stat st;
 	int rc, marked = 0, dedup = 0, rootfd = -1;
@@ -739,7 +729,7 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, const char *value, size_t 
 	if (rc)
 		goto out;
 	/* step 4: where it goes, what the receipt says */
-	now_iso(c->ts, sizeof(c->ts));
+	sfs_now_iso(c->ts, sizeof(c->ts));
 	rc = build_key(c);
 	if (!rc)
 		rc = build_meta(c, &meta);
@@ -758,6 +748,19 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, const char *value, size_t 
 	    !job.receipt_name) {
 		rc = -ENOMEM;
 		goto out;
+	}
+	/* a directory's files, with their digests: snapshots list each of them */
+	if (c->is_dir && c->w.files) {
+		jfiles = calloc(c->w.files, sizeof(*jfiles));
+		if (!jfiles) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < c->w.n; i++)
+			if (!c->w.v[i].is_dir)
+				jfiles[job.nfiles++] = (struct sfs_job_file){
+					c->w.v[i].rel, c->w.v[i].size, c->w.v[i].md5};
+		job.files = jfiles;
 	}
 	rc = sfs_index_job_begin(fs->ix, &job);
 	if (rc)
@@ -826,6 +829,7 @@ out:
 	if (c->efd >= 0)
 		close(c->efd);
 	free(meta);
+	free(jfiles);
 	sfs_job_release(&job);
 	sfs_commit_spec_release(&c->spec);
 	walk_release(&c->w);

@@ -25,12 +25,19 @@ int sfs_fs_init(struct sfs_fs *fs, struct sfs_config *cfg, struct sfs_backend *b
 	pthread_mutex_init(&fs->hlock, NULL);
 	pthread_mutex_init(&fs->nlock, NULL);
 	pthread_cond_init(&fs->ncond, NULL);
+	pthread_mutex_init(&fs->slock, NULL);
+	pthread_mutex_init(&fs->publish_lock, NULL);
 	fs->root.view = &sfs_view_root;
 	fs->root.flags = SFS_IN_PINNED;
 	/* past max_inodes staging inodes, idle ones are reclaimed down to 3/4 of it */
 	fs->inode_high = cfg->max_inodes;
 	fs->inode_low = cfg->max_inodes / 4 * 3;
 
+	if (cfg->snapshot) {
+		/* a published snapshot: its manifest is all the mount needs of the store */
+		fs->read_only = 1;
+		return sfs_snapview_mount(fs, cfg->snapshot);
+	}
 	sfs_stg_io_init();
 	sfs_stg_sync_init(fs); /* before the backend's staging dir: it reconciles with it */
 	rc = sfs_stg_init(fs);
@@ -38,6 +45,8 @@ int sfs_fs_init(struct sfs_fs *fs, struct sfs_config *cfg, struct sfs_backend *b
 		rc = sfs_cache_init(fs);
 	if (!rc)
 		rc = sfs_canon_init(fs);
+	if (!rc)
+		rc = sfs_snapview_init(fs);
 	return rc;
 }
 
@@ -56,7 +65,11 @@ void sfs_fs_release(struct sfs_fs *fs)
 	sfs_cache_release(fs);
 	sfs_table_free_all(fs);
 	fs->staging = NULL;
+	fs->snapdir = NULL;
+	sfs_snapview_release(fs);
 	sfs_stg_release(fs);
+	pthread_mutex_destroy(&fs->slock);
+	pthread_mutex_destroy(&fs->publish_lock);
 	pthread_mutex_destroy(&fs->lock);
 	pthread_mutex_destroy(&fs->hlock);
 	pthread_mutex_destroy(&fs->nlock);

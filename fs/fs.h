@@ -10,6 +10,8 @@
  *   canonical  <schema_prefix>/..., <hash_prefix>/...: read-only objects
  *   receipts   <staging dir>/.receipts/ and the receipts in it, from the index
  *   gone       a staging entry committed away: every operation fails ENOENT
+ *   snapshot   a published snapshot (-o snapshot=NAME, .snapshots/NAME/...)
+ *   snapshots  .snapshots/ of a live mount
  * fs/lowlevel.c is the only file that talks to libfuse; views return 0 or
  * -errno and fill plain structs.
  *
@@ -23,8 +25,10 @@
  *                      staging inodes' parent, name and counters
  *   2. stripe locks    sfs_inode_stripe(in): staging inodes' hash job and status
  *   3. fs->dlock       the directory descriptor cache (fs/staging_inode.c)
- *   4. fs->hlock       the list of open handles
- *   5. fs->nlock       the notifier's queue
+ *   4. fs->slock       loaded snapshots, the .snapshots listing, publish status
+ *   5. fs->hlock       the list of open handles
+ *   6. fs->nlock       the notifier's queue
+ *   (fs->publish_lock is taken first of all, by a publish only.)
  *   (fs/cache.c's evict_lock, fetch_mutex and cache_mutex are taken without
  *   any of the above held, in that order.)
  * No lock is held across a backend call, a blocking syscall on user data or
@@ -49,6 +53,8 @@ struct sfs_view;
 struct sfs_fh;
 struct sfs_dcache_ent;
 struct sfs_stg;
+struct sfs_snapref;
+struct sfs_list;
 
 /*
  * The part every inode has; views embed it as their first member.  The FUSE
@@ -70,6 +76,7 @@ struct sfs_inode {
 
 struct sfs_fs {
 	struct sfs_config *cfg;
+	const char *source, *options; /* as the mount was asked for (-o without secrets) */
 	struct sfs_backend *be;
 	struct sfs_index *ix;
 	struct fuse_session *se;
@@ -103,6 +110,16 @@ struct sfs_fs {
 	struct sfs_fh *handles; /* every open handle, freed at unmount if never released; hlock */
 
 	struct sfs_staged_journal journal; /* index rows of stored staged files (s3) */
+
+	/* snapshots (fs/view_snapshot.c) */
+	pthread_mutex_t slock;
+	struct sfs_snapref *mounted;  /* -o snapshot=NAME: the snapshot the root shows */
+	struct sfs_snapref *snaps;    /* every loaded snapshot; slock */
+	struct sfs_inode *snapdir;    /* .snapshots/ of a live mount (pinned) */
+	struct sfs_list *snap_names;  /* its last listing; slock */
+	long long snap_names_at;      /* when (CLOCK_MONOTONIC ns); slock */
+	char publish_status[512];     /* what a publish is doing, or its last error; slock */
+	pthread_mutex_t publish_lock; /* one publish at a time */
 
 	/* bound of a local staging cache (fs/cache.c); cache_limit 0 = none */
 	uint64_t cache_limit;
@@ -237,5 +254,8 @@ int sfs_recover(struct sfs_backend *be, struct sfs_index *ix) __attribute__((war
 /* Subcommands (fs/cli.c): argv[0] is the subcommand.  Return the exit code. */
 int sfs_cli_main(int argc, char **argv);
 int sfs_cli_is_subcommand(const char *s);
+/* publish and snapshots (fs/cli_snapshots.c) */
+int sfs_cli_publish(int argc, char **argv);
+int sfs_cli_snapshots(int argc, char **argv);
 
 #endif

@@ -91,7 +91,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int rc;
 
 	memset(&e, 0, sizeof(e));
-	if (strlen(name) > 255)
+	if (strlen(name) > SFS_SEGMENT_MAX)
 		rc = -ENAMETOOLONG;
 	else
 		rc = v->lookup ? v->lookup(fs, dir, name, &e) : -ENOTDIR;
@@ -366,7 +366,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int rc = may_change(fs, v, WOP(v, create));
 
 	ctx_of(req, &ctx);
-	if (!rc && strlen(name) > 255)
+	if (!rc && strlen(name) > SFS_SEGMENT_MAX)
 		rc = -ENAMETOOLONG;
 	if (!rc)
 		rc = v->w->create(fs, dir, name, mode, fi->flags, &ctx, &e, &h, &o);
@@ -600,7 +600,11 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct sfs_fs *fs = FS(req);
 	struct statvfs sv;
 
-	if (fstatvfs(fs->staging_fd, &sv) < 0) {
+	memset(&sv, 0, sizeof(sv));
+	if (fs->staging_fd < 0) { /* a snapshot mount: nothing to write to */
+		sv.f_bsize = sv.f_frsize = 1 << 20;
+		sv.f_namemax = SFS_SEGMENT_MAX;
+	} else if (fstatvfs(fs->staging_fd, &sv) < 0) {
 		fuse_reply_err(req, errno);
 		return;
 	}

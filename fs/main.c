@@ -190,13 +190,8 @@ static int run_mount(int argc, char **argv)
 		exitc = 2;
 		goto out;
 	}
-	if (cfg.snapshot) {
-		fprintf(stderr,
-			"stagefs: snapshot '%s': snapshot mounts are not implemented in "
-			"this version\n",
-			cfg.snapshot);
-		goto out;
-	}
+	if (cfg.snapshot)
+		cfg.read_only = 1; /* a snapshot never changes */
 	if (access(m.mountpoint, F_OK) < 0) {
 		fprintf(stderr, "stagefs: mountpoint '%s': %s\n", m.mountpoint, strerror(errno));
 		goto out;
@@ -221,13 +216,22 @@ static int run_mount(int argc, char **argv)
 		fprintf(stderr, "stagefs: cannot open index '%s': %s\n", cfg.index, strerror(-rc));
 		goto out;
 	}
-	rc = sfs_recover(be, ix);
+	rc = cfg.snapshot ? 0 : sfs_recover(be, ix);
 	if (rc) {
 		fprintf(stderr, "stagefs: cannot recover interrupted commits: %s\n", strerror(-rc));
 		goto out;
 	}
 	rc = sfs_fs_init(&fs, &cfg, be, ix);
 	fs_ready = 1;
+	fs.source = m.source;
+	fs.options = m.opts;
+	if (rc && cfg.snapshot) {
+		fprintf(stderr, "stagefs: snapshot '%s': %s\n", cfg.snapshot,
+			rc == -ENOENT	? "no such snapshot"
+			: rc == -ESTALE ? "it was deleted (its name is never used again)"
+					: strerror(-rc));
+		goto out;
+	}
 	if (rc) {
 		fprintf(stderr, "stagefs: cannot set up the mount: %s\n", strerror(-rc));
 		goto out;

@@ -138,14 +138,18 @@ struct sfs_view {
 };
 
 extern const struct sfs_view sfs_view_root, sfs_view_staging, sfs_view_canon, sfs_view_receipts,
-	sfs_view_receipt, sfs_view_gone;
+	sfs_view_receipt, sfs_view_gone, sfs_view_snapshot, sfs_view_snapdir;
 
-#define SFS_XATTR_COMMIT  "user.stagefs.commit"
-#define SFS_XATTR_STATUS  "user.stagefs.status"
-#define SFS_XATTR_META	  "user.stagefs.metadata"
-#define SFS_XATTR_OURS	  "user.stagefs." /* our own namespace: never the user's */
-#define SFS_RECEIPTS	  ".receipts"
-#define SFS_CANON_TIMEOUT 3600.0 /* immutable trees */
+#define SFS_XATTR_COMMIT   "user.stagefs.commit"
+#define SFS_XATTR_STATUS   "user.stagefs.status"
+#define SFS_XATTR_META	   "user.stagefs.metadata"
+#define SFS_XATTR_OURS	   "user.stagefs."	   /* our own namespace: never the user's */
+#define SFS_XATTR_SNAPSHOT "user.stagefs.snapshot" /* a snapshot root: its head JSON */
+#define SFS_XATTR_PUBLISH  "user.stagefs.publish"  /* set on .snapshots/: publish */
+#define SFS_DOT_SNAPSHOTS  ".snapshots"
+#define SFS_XATTR_SOURCE   "user.stagefs.source" /* the mount root: {"source","options"} */
+#define SFS_RECEIPTS	   ".receipts"
+#define SFS_CANON_TIMEOUT  3600.0 /* immutable trees */
 
 /* ---- helpers the views share (fs/view.c) ---- */
 
@@ -188,6 +192,22 @@ int sfs_canon_init(struct sfs_fs *fs) __attribute__((warn_unused_result));
 struct sfs_inode *sfs_canon_root_child(struct sfs_fs *fs, const char *name);
 /* Visit the canonical roots' names (root listing). */
 int sfs_canon_roots(struct sfs_fs *fs, int (*cb)(void *arg, const char *name), void *arg);
+/* Mount snapshot name at the root (-o snapshot=NAME; fs/view_snapshot.c). */
+int sfs_snapview_mount(struct sfs_fs *fs, const char *name) __attribute__((warn_unused_result));
+/* The .snapshots/ directory of a live mount. */
+int sfs_snapview_init(struct sfs_fs *fs) __attribute__((warn_unused_result));
+void sfs_snapview_release(struct sfs_fs *fs);
+/* Publish from the JSON request value (fs/publish.c). */
+int sfs_snapview_publish(struct sfs_fs *fs, const char *value, size_t len)
+	__attribute__((warn_unused_result));
+/* Mount snapshot name at the root (-o snapshot=NAME; fs/view_snapshot.c). */
+int sfs_snapview_mount(struct sfs_fs *fs, const char *name) __attribute__((warn_unused_result));
+/* The .snapshots/ directory of a live mount (fs/publish.c). */
+int sfs_snapview_init(struct sfs_fs *fs) __attribute__((warn_unused_result));
+void sfs_snapview_release(struct sfs_fs *fs);
+/* Publish from the JSON request value (fs/publish.c). */
+int sfs_snapview_publish(struct sfs_fs *fs, const char *value, size_t len)
+	__attribute__((warn_unused_result));
 /* The receipts directory of staging dir rel (fs/view_receipts.c); e as for lookup. */
 int sfs_receipts_lookup(struct sfs_fs *fs, const char *rel, struct sfs_entry *e)
 	__attribute__((warn_unused_result));

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fs/staging.h"
+#include "index/snapdb.h"
 
 static int root_getattr(struct sfs_fs *fs, struct sfs_inode *in, struct sfs_fh *fh, struct stat *st,
 			double *timeout)
@@ -26,6 +27,8 @@ static int root_lookup(struct sfs_fs *fs, struct sfs_inode *dir, const char *nam
 
 	if (strcmp(name, "staging") == 0)
 		in = &fs->staging->base;
+	else if (strcmp(name, SFS_DOT_SNAPSHOTS) == 0)
+		in = fs->snapdir;
 	else
 		in = sfs_canon_root_child(fs, name);
 	if (!in)
@@ -64,6 +67,8 @@ static int root_opendir(struct sfs_fs *fs, struct sfs_inode *in, struct sfs_fh *
 		rc = sfs_list_add(&d->l, "staging", S_IFDIR);
 	if (!rc)
 		rc = sfs_canon_roots(fs, add_root, &d->l);
+	if (!rc && fs->snapdir)
+		rc = sfs_list_add(&d->l, SFS_DOT_SNAPSHOTS, S_IFDIR);
 	if (rc) {
 		sfs_list_release(&d->l);
 		sfs_fh_free(fs, &d->fh);
@@ -96,6 +101,15 @@ static ssize_t root_getxattr(struct sfs_fs *fs, struct sfs_inode *in, const char
 	size_t handles = 0;
 	unsigned long rescans;
 
+	if (strcmp(name, SFS_XATTR_SOURCE) == 0) {
+		char *j = NULL;
+		ssize_t rc = sfs_json_eval("json_object('source',?1,'options',?2)", 2,
+					   (const char *const[]){fs->source, fs->options}, &j);
+		if (!rc)
+			rc = sfs_xattr_value(j, strlen(j), buf, size);
+		free(j);
+		return rc;
+	}
 	if (strcmp(name, SFS_XATTR_STATUS) != 0)
 		return -ENODATA;
 	pthread_mutex_lock(&fs->hlock);

@@ -51,7 +51,7 @@ static int valid_level_name(const char *name)
 
 int sfs_stg_may_create(const struct sfs_stg *dir, const char *name, mode_t type)
 {
-	if (strlen(name) > 255)
+	if (strlen(name) > SFS_SEGMENT_MAX)
 		return -ENAMETOOLONG;
 	if (dir->depth < SFS_DEPTH_TABLE) {
 		if (type != S_IFDIR)
@@ -118,7 +118,7 @@ static int stg_lookup(struct sfs_fs *fs, struct sfs_inode *dirin, const char *na
 	struct sfs_stg_dref r;
 	int rc;
 
-	if (strlen(name) > 255)
+	if (strlen(name) > SFS_SEGMENT_MAX)
 		return -ENAMETOOLONG;
 	if (strcmp(name, SFS_RECEIPTS) == 0) {
 		char *rel = NULL;
@@ -593,7 +593,7 @@ static int stg_rename(struct sfs_fs *fs, struct sfs_inode *dirin, const char *na
 
 	if (strcmp(name, SFS_RECEIPTS) == 0 || strcmp(newname, SFS_RECEIPTS) == 0)
 		return -EPERM;
-	if (strlen(newname) > 255)
+	if (strlen(newname) > SFS_SEGMENT_MAX)
 		return -ENAMETOOLONG;
 	/* levels 1 and 2 hold only directories: entries move within their level */
 	if (level(dir) != level(newdir))

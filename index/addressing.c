@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -1240,4 +1241,15 @@ void sfs_zarr_checksum_free(struct sfs_zarr_checksum *z)
 		free(z->files[i].path);
 	free(z->files);
 	free(z);
+}
+
+void sfs_now_iso(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%06ld+00:00", ts.tv_nsec / 1000);
 }

@@ -94,6 +94,9 @@ int sfs_hash_path(const char *hash_prefix, const char *schema, const int *subfol
  */
 int sfs_token_new(int len, char *out) __attribute__((warn_unused_result));
 
+/* Now as DataJoint writes timestamps: UTC ISO-8601 with microseconds and "+00:00" (48 bytes do). */
+void sfs_now_iso(char *buf, size_t len);
+
 /* ---- primary-key values and the commit xattr (SPEC §4) ------------------ */
 
 enum sfs_pk_type { SFS_PK_INT, SFS_PK_FLOAT, SFS_PK_BOOL, SFS_PK_STRING };

@@ -27,7 +27,7 @@
 struct sfs_index;
 
 /* Current schema version after all migrations. */
-#define SFS_INDEX_VERSION 3
+#define SFS_INDEX_VERSION 4
 
 /*
  * Open (creating it and its parent directories, mode 0700) and migrate the
@@ -61,6 +61,13 @@ struct sfs_meta_in {
 int sfs_index_build_metadata(struct sfs_index *ix, const struct sfs_meta_in *m, char **out)
 	__attribute__((warn_unused_result));
 
+/* A file of a directory being committed: path inside it, size, MD5 (hex). */
+struct sfs_job_file {
+	const char *rel;
+	uint64_t size;
+	const char *md5;
+};
+
 /* A commit in flight. */
 struct sfs_job {
 	int64_t id;
@@ -71,10 +78,15 @@ struct sfs_job {
 	char *receipt_dir;  /* staging rel dir holding .receipts */
 	char *receipt_name; /* "<entry>.json" */
 	char *state; /* "moving" (promotion may be partial) | "copied" (canonical complete) */
+	const struct sfs_job_file *files; /* job_begin: a directory's files (borrowed) */
+	size_t nfiles;
 };
 void sfs_job_release(struct sfs_job *j);
 
-/* Record the intent before anything moves; sets j->id.  Durable on return. */
+/*
+ * Record the intent before anything moves, with the files of a directory
+ * (j->files), in one transaction; sets j->id.  Durable on return.
+ */
 int sfs_index_job_begin(struct sfs_index *ix, struct sfs_job *j)
 	__attribute__((warn_unused_result));
 /* Change the canonical key (schema path collision drew a new token) and the metadata. */
@@ -82,8 +94,8 @@ int sfs_index_job_retarget(struct sfs_index *ix, struct sfs_job *j, const char *
 			   const char *metadata) __attribute__((warn_unused_result));
 /*
  * The entry is at its canonical key: in one transaction insert the object
- * row (kept if it exists: dedup), the receipt (dedup flag set when dedup),
- * and delete the job.  Idempotent.
+ * row (kept if it exists: dedup) and its files' rows, the receipt (dedup flag
+ * set when dedup), and delete the job.  Idempotent.
  */
 int sfs_index_job_finish(struct sfs_index *ix, const struct sfs_job *j, int dedup)
 	__attribute__((warn_unused_result));
@@ -98,6 +110,17 @@ int sfs_index_jobs(struct sfs_index *ix, int (*cb)(void *arg, struct sfs_job *j)
 /* Canonical objects. */
 int sfs_index_object_metadata(struct sfs_index *ix, const char *path, char **json)
 	__attribute__((warn_unused_result)); /* -ENOENT when unknown */
+/*
+ * The MD5 (hex) of canonical file path: a file object, or a file of a
+ * directory object; *object (malloc'd, may be NULL) gets the object's key.
+ * -ENOENT when the index knows no such file.
+ */
+int sfs_index_file_md5(struct sfs_index *ix, const char *path, char md5[33], char **object)
+	__attribute__((warn_unused_result));
+/* Every object at or below store key prefix: cb(path, metadata); non-zero stops and is returned. */
+int sfs_index_objects_under(struct sfs_index *ix, const char *prefix,
+			    int (*cb)(void *arg, const char *path, const char *metadata), void *arg)
+	__attribute__((warn_unused_result));
 /* Register an object found in the store (recovery, reindex): kept if it exists. */
 int sfs_index_object_add(struct sfs_index *ix, const char *path, const char *addressing,
 			 const char *metadata) __attribute__((warn_unused_result));

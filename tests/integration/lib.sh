@@ -247,7 +247,7 @@ mount_second() {
 	S2=$MNT2/staging
 	mkdir -p "$MNT2"
 	local opts="index=$T/index2.db"
-	[ "$BACKEND" = s3 ] && opts="$opts,cache_dir=$T/cache2"
+	opts="$opts,cache_dir=$T/cache2"
 	"$STAGEFS" -f -o "$opts" "$@" "$SOURCE" "$MNT2" >>"$T/daemon2.log" 2>&1 &
 	DAEMON2_PID=$!
 	_await_mount "$DAEMON2_PID" "$MNT2" "$T/daemon2.log" || {
@@ -366,7 +366,7 @@ case $BACKEND in
 file)
 	STORE=$T/store
 	SOURCE=$STORE
-	BACKEND_OPTS=
+	BACKEND_OPTS="cache_dir=$T/cache" # snapshot manifests are cached there
 	mkdir -p "$STORE"
 	;;
 s3)

@@ -1,0 +1,710 @@
+/*
+ * fs/cli_snapshots.c - the snapshot commands (SPEC §5, §6):
+ *
+ *   stagefs publish MOUNTPOINT NAME [--prefix PATH]... [--message TEXT] [--json]
+ *   stagefs snapshots list [--json]           SOURCE|MOUNTPOINT [-o key=value]...
+ *   stagefs snapshots show NAME [--json]      SOURCE|MOUNTPOINT
+ *   stagefs snapshots diff A B|live           SOURCE|MOUNTPOINT
+ *   stagefs snapshots verify NAME [--jobs N]  SOURCE|MOUNTPOINT
+ *   stagefs snapshots delete NAME             SOURCE|MOUNTPOINT
+ *
+ * publish asks the mount's daemon (it owns the index and the credentials);
+ * the others open the store themselves: SOURCE as a mount would, or a
+ * MOUNTPOINT's source as its daemon reports it (user.stagefs.source of the
+ * mount root), with this process's credentials.
+ */
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "fs/snapshot.h"
+#include "fs/view.h"
+
+/* ---- small helpers ---- */
+
+static char *jget(const char *json, const char *path)
+{
+	char *s = NULL;
+
+	return sfs_json_eval("json_extract(?1, ?2)", 2, (const char *const[]){json, path}, &s) == 0
+		       ? s
+		       : NULL;
+}
+
+/* A whole positive number, or -1. */
+static int atoi_checked(const char *s)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	return *s && !*end && v > 0 && v < 100000 ? (int)v : -1;
+}
+
+static int get_xattr_str(const char *path, const char *name, char **out)
+{
+	ssize_t n = getxattr(path, name, NULL, 0);
+	if (n < 0)
+		return -errno;
+	char *b = malloc((size_t)n + 1);
+	if (!b)
+		return -ENOMEM;
+	n = getxattr(path, name, b, (size_t)n);
+	if (n < 0) {
+		int e = -errno;
+		free(b);
+		return e;
+	}
+	b[n] = '\0';
+	*out = b;
+	return 0;
+}
+
+static void human(uint64_t b, char *out, size_t len)
+{
+	const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	double v = (double)b;
+	int i = 0;
+
+	while (v >= 1024 && i < 5) {
+		v /= 1024;
+		i++;
+	}
+	snprintf(out, len, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+}
+
+/* ---- publish ---- */
+
+struct poll_ctx {
+	const char *dir;
+	volatile int stop;
+};
+
+/* On a TTY: show what the daemon says it is doing, until stopped. */
+static void *poll_status(void *arg)
+{
+	struct poll_ctx *p = arg;
+
+	while (!p->stop) {
+		char *s = NULL;
+		if (get_xattr_str(p->dir, SFS_XATTR_STATUS, &s) == 0 &&
+		    strncmp(s, "publishing", 10) == 0)
+			fprintf(stderr, "\r\033[K%.*s", 100, s);
+		free(s);
+		struct timespec ts = {0, 200 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "\r\033[K");
+	return NULL;
+}
+
+static void publish_usage(FILE *f)
+{
+	fprintf(f, "usage: stagefs publish MOUNTPOINT NAME [--prefix PATH]... [--message TEXT] "
+		   "[--json]\n"
+		   "  Freezes the canonical objects (all, or those under each PATH: a store key\n"
+		   "  such as _schema/lab, or that folder under MOUNTPOINT) as snapshot NAME\n"
+		   "  ([A-Za-z0-9._-]{1,128}).  No data is copied.  A NAME that exists or was\n"
+		   "  deleted cannot be published again.  Prints entries, bytes, checksum.\n");
+}
+
+int sfs_cli_publish(int argc, char **argv)
+{
+	const char *mnt = NULL, *name = NULL, *message = NULL;
+	const char **prefixes = calloc((size_t)argc, sizeof(*prefixes));
+	int np = 0, json = 0, exitc = 1;
+	char *pre = strdup("[]"), *req = NULL, *dir = NULL, *head = NULL, *hp = NULL;
+
+	if (!prefixes || !pre)
+		goto out;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			publish_usage(stdout);
+			exitc = 0;
+			goto out;
+		} else if (!strcmp(a, "--json")) {
+			json = 1;
+		} else if ((!strcmp(a, "--prefix") || !strcmp(a, "--message")) && i + 1 < argc) {
+			if (a[2] == 'p')
+				prefixes[np++] = argv[++i];
+			else
+				message = argv[++i];
+		} else if (a[0] != '-' && !mnt) {
+			mnt = a;
+		} else if (a[0] != '-' && !name) {
+			name = a;
+		} else {
+			fprintf(stderr, "stagefs: publish: unexpected argument '%s'\n", a);
+			publish_usage(stderr);
+			exitc = 2;
+			goto out;
+		}
+	}
+	if (!mnt || !name) {
+		publish_usage(stderr);
+		exitc = 2;
+		goto out;
+	}
+	if (!sfs_snap_name_ok(name)) {
+		fprintf(stderr,
+			"stagefs: publish: '%s' is not a snapshot name ([A-Za-z0-9._-]{1,128})\n",
+			name);
+		exitc = 2;
+		goto out;
+	}
+	size_t ml = strlen(mnt);
+	while (ml > 1 && mnt[ml - 1] == '/')
+		ml--;
+	for (int i = 0; i < np; i++) {
+		const char *p = prefixes[i];
+		/* a folder under the mount is its store key */
+		if (strncmp(p, mnt, ml) == 0 && p[ml] == '/')
+			p += ml + 1;
+		char *plen = strdup(p);
+		size_t l = plen ? strlen(plen) : 0;
+		while (l > 0 && plen[l - 1] == '/')
+			plen[--l] = '\0';
+		char *n = NULL;
+		if (!plen || sfs_json_eval("json_insert(?1,'$[#]',?2)", 2,
+					   (const char *const[]){pre, plen}, &n) != 0) {
+			free(plen);
+			goto out;
+		}
+		free(plen);
+		free(pre);
+		pre = n;
+	}
+	if (sfs_json_eval("json_object('name',?1,'message',?2,'prefixes',json(?3))", 3,
+			  (const char *const[]){name, message, pre}, &req) != 0 ||
+	    asprintf(&dir, "%.*s/%s", (int)ml, mnt, SFS_DOT_SNAPSHOTS) < 0) {
+		dir = NULL;
+		goto out;
+	}
+	struct stat st;
+	if (stat(dir, &st) < 0) {
+		fprintf(stderr, "stagefs: publish: '%s' is not a live stagefs mount (no %s)\n", mnt,
+			SFS_DOT_SNAPSHOTS);
+		goto out;
+	}
+	struct poll_ctx pc = {dir, 0};
+	pthread_t t;
+	int polling = isatty(2) && pthread_create(&t, NULL, poll_status, &pc) == 0;
+	int rc = setxattr(dir, SFS_XATTR_PUBLISH, req, strlen(req), 0) < 0 ? -errno : 0;
+	if (polling) {
+		pc.stop = 1;
+		pthread_join(t, NULL);
+	}
+	if (rc) {
+		char *s = NULL;
+		if (get_xattr_str(dir, SFS_XATTR_STATUS, &s) == 0 && strncmp(s, "error: ", 7) == 0)
+			fprintf(stderr, "stagefs: publish '%s': %s: %s\n", name, strerror(-rc),
+				s + 7);
+		else
+			fprintf(stderr, "stagefs: publish '%s': %s\n", name, strerror(-rc));
+		free(s);
+		goto out;
+	}
+	if (asprintf(&hp, "%s/%s", dir, name) < 0 ||
+	    get_xattr_str(hp, SFS_XATTR_SNAPSHOT, &head) != 0) {
+		hp = NULL;
+		fprintf(stderr, "stagefs: publish '%s': published, but cannot read it back\n",
+			name);
+		goto out;
+	}
+	if (json) {
+		printf("%s\n", head);
+	} else {
+		char *e = jget(head, "$.entries"), *f = jget(head, "$.files"),
+		     *b = jget(head, "$.bytes"), *c = jget(head, "$.checksum"), hb[32];
+		human(b ? strtoull(b, NULL, 10) : 0, hb, sizeof(hb));
+		printf("published snapshot %s: %s entries (%s files), %s bytes (%s), checksum %s\n",
+		       name, e ? e : "?", f ? f : "?", b ? b : "?", hb, c ? c : "?");
+		free(e);
+		free(f);
+		free(b);
+		free(c);
+	}
+	exitc = 0;
+out:
+	free(prefixes);
+	free(pre);
+	free(req);
+	free(dir);
+	free(head);
+	free(hp);
+	return exitc;
+}
+
+/* ---- snapshots: the store, opened by this process ---- */
+
+struct store {
+	struct sfs_config cfg;
+	struct sfs_backend *be;
+	struct sfs_index *ix;
+	char *tmp_cache; /* a private cache_dir, removed at close */
+};
+
+/* 1 when path is the mount point of a stagefs mount. */
+static int is_stagefs_mount(const char *path)
+{
+	char real[4096], line[8192];
+	FILE *f;
+	int yes = 0;
+
+	if (!realpath(path, real) || !(f = fopen("/proc/self/mounts", "r")))
+		return 0;
+	while (!yes && fgets(line, sizeof(line), f)) {
+		char dev[4096], mp[4096], type[256];
+		if (sscanf(line, "%4095s %4095s %255s", dev, mp, type) == 3 &&
+		    strcmp(mp, real) == 0 && strcmp(type, "fuse.stagefs") == 0)
+			yes = 1;
+	}
+	fclose(f);
+	return yes;
+}
+
+/*
+ * Open SOURCE or a MOUNTPOINT's source.  private_cache: a cache of our own
+ * (verify must read the store, not blocks cached from it), removed at close.
+ */
+static int store_open(const char *where, const char *opts, int writable, int want_index,
+		      int private_cache, struct store *s)
+{
+	char err[512] = "", *src = NULL, *mopts = NULL, *info = NULL, *all = NULL, *pass = NULL;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	sfs_config_init(&s->cfg);
+	if (is_stagefs_mount(where)) {
+		/* the mount's own source and options, as its daemon reports them */
+		rc = get_xattr_str(where, SFS_XATTR_SOURCE, &info);
+		src = rc ? NULL : jget(info, "$.source");
+		mopts = rc ? NULL : jget(info, "$.options");
+		if (!src) {
+			fprintf(stderr,
+				"stagefs: snapshots: '%s': its daemon does not say its source\n",
+				where);
+			rc = -EINVAL;
+			goto out;
+		}
+	}
+	rc = sfs_config_parse_source(&s->cfg, src ? src : where, err, sizeof(err));
+	if (!rc && (mopts || opts)) {
+		if (asprintf(&all, "%s%s%s", mopts ? mopts : "", mopts && opts ? "," : "",
+			     opts ? opts : "") < 0)
+			all = NULL;
+		rc = all ? sfs_config_parse_opts(&s->cfg, all, &pass, err, sizeof(err)) : -ENOMEM;
+	}
+	if (!rc) {
+		if (!writable)
+			s->cfg.read_only = 1;
+		s->cfg.snapshot = NULL;
+		if (private_cache) {
+			const char *t = getenv("TMPDIR");
+			char tmpl[4096];
+			snprintf(tmpl, sizeof(tmpl), "%s/stagefs-verify-XXXXXX",
+				 t && *t ? t : "/tmp");
+			if (!mkdtemp(tmpl)) {
+				rc = -errno;
+			} else {
+				s->tmp_cache = strdup(tmpl);
+				rc = sfs_config_set(&s->cfg, "cache_dir", tmpl, SFS_CFG_OPTION, err,
+						    sizeof(err));
+			}
+		}
+		if (!rc)
+			rc = sfs_config_finalize(&s->cfg, err, sizeof(err));
+	}
+	if (rc) {
+		fprintf(stderr, "stagefs: snapshots: %s\n", err[0] ? err : strerror(-rc));
+		rc = 2;
+		goto out;
+	}
+	rc = sfs_backend_open(&s->cfg, &s->be);
+	if (rc) {
+		fprintf(stderr, "stagefs: snapshots: cannot open the store: %s\n", strerror(-rc));
+		rc = 1;
+		goto out;
+	}
+	if (want_index && sfs_index_open(s->cfg.index, &s->ix) != 0) {
+		fprintf(stderr, "stagefs: snapshots: cannot open the index '%s'\n", s->cfg.index);
+		rc = 1;
+		goto out;
+	}
+	rc = 0;
+out:
+	free(src);
+	free(mopts);
+	free(info);
+	free(all);
+	free(pass);
+	return rc < 0 ? 1 : rc;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+static void store_close(struct store *s)
+{
+	sfs_index_close(s->ix);
+	sfs_backend_free(s->be);
+	sfs_config_release(&s->cfg);
+	if (s->tmp_cache) {
+		if (nftw(s->tmp_cache, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+			fprintf(stderr, "stagefs: cannot remove '%s'\n", s->tmp_cache);
+		free(s->tmp_cache);
+	}
+}
+
+static void snapshots_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: stagefs snapshots list [--json]          SOURCE|MOUNTPOINT [-o key=value]\n"
+		"       stagefs snapshots show NAME [--json]     SOURCE|MOUNTPOINT\n"
+		"       stagefs snapshots diff A B|live          SOURCE|MOUNTPOINT\n"
+		"       stagefs snapshots verify NAME [--jobs N] SOURCE|MOUNTPOINT\n"
+		"       stagefs snapshots delete NAME            SOURCE|MOUNTPOINT\n"
+		"  diff prints '+ path' (only in B), '- path' (only in A), '~ path' (changed).\n"
+		"  verify re-reads every byte and exits 1 naming each object that differs.\n"
+		"  delete leaves a tombstone: the name is never published again.\n");
+}
+
+static int why_missing(const char *name, int rc)
+{
+	if (rc == -ENOENT)
+		fprintf(stderr, "stagefs: snapshots: no such snapshot '%s'\n", name);
+	else if (rc == -ESTALE)
+		fprintf(stderr, "stagefs: snapshots: snapshot '%s' was deleted\n", name);
+	else
+		fprintf(stderr, "stagefs: snapshots: '%s': %s\n", name, strerror(-rc));
+	return 1;
+}
+
+static void print_head(const char *head, int header)
+{
+	char *n = jget(head, "$.name"), *c = jget(head, "$.created"), *e = jget(head, "$.entries"),
+	     *b = jget(head, "$.bytes"), *k = jget(head, "$.checksum"),
+	     *m = jget(head, "$.message"), hb[32];
+
+	if (header)
+		printf("%-24s %-32s %10s %10s  %-44s %s\n", "NAME", "CREATED", "ENTRIES", "BYTES",
+		       "CHECKSUM", "MESSAGE");
+	human(b ? strtoull(b, NULL, 10) : 0, hb, sizeof(hb));
+	printf("%-24s %-32s %10s %10s  %-44s %s\n", n ? n : "?", c ? c : "?", e ? e : "?", hb,
+	       k ? k : "?", m ? m : "");
+	free(n);
+	free(c);
+	free(e);
+	free(b);
+	free(k);
+	free(m);
+}
+
+struct list_ctx {
+	struct store *s;
+	int json, n;
+};
+
+static int list_one(void *arg, const char *name)
+{
+	struct list_ctx *l = arg;
+	char *head = NULL;
+
+	if (sfs_snap_head(l->s->be, name, &head, NULL) != 0)
+		return 0;
+	if (l->json)
+		printf("%s%s", l->n ? "," : "[", head);
+	else
+		print_head(head, l->n == 0);
+	l->n++;
+	free(head);
+	return 0;
+}
+
+struct diff_out {
+	uint64_t n;
+};
+
+static int diff_line(void *arg, char kind, const char *path)
+{
+	((struct diff_out *)arg)->n++;
+	printf("%c %s\n", kind, path);
+	return 0;
+}
+
+/* ---- verify ---- */
+
+struct vfile {
+	char *path;
+	uint64_t size;
+	char want[33], got[33];
+	int state; /* 0 the same, 1 other bytes, 2 missing, 3 unreadable */
+};
+
+struct vctx {
+	struct store *s;
+	struct vfile *v;
+	size_t n, cap;
+	size_t next;   /* atomic */
+	uint64_t done; /* bytes read; atomic */
+	uint64_t total;
+	volatile int stop;
+};
+
+static int vcollect(void *arg, const char *path, uint64_t size, const char *md5)
+{
+	struct vctx *c = arg;
+
+	if (c->n == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 1024;
+		struct vfile *nv = realloc(c->v, nc * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		c->v = nv;
+		c->cap = nc;
+	}
+	struct vfile *f = &c->v[c->n];
+	memset(f, 0, sizeof(*f));
+	f->path = strdup(path);
+	if (!f->path)
+		return -ENOMEM;
+	f->size = size;
+	snprintf(f->want, sizeof(f->want), "%s", md5 ? md5 : "");
+	c->total += size;
+	c->n++;
+	return 0;
+}
+
+static void *vworker(void *arg)
+{
+	struct vctx *c = arg;
+
+	for (;;) {
+		size_t i = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED);
+		if (i >= c->n)
+			break;
+		struct vfile *f = &c->v[i];
+		uint64_t got = 0;
+		int rc = sfs_snap_md5_object(c->s->be, f->path, f->got, &got);
+		f->state = rc == -ENOENT				 ? 2
+			   : rc						 ? 3
+			   : (got != f->size || strcmp(f->got, f->want)) ? 1
+									 : 0;
+		__atomic_add_fetch(&c->done, f->size, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static void *vprogress(void *arg)
+{
+	struct vctx *c = arg;
+
+	while (!c->stop) {
+		char a[32], b[32];
+		human(__atomic_load_n(&c->done, __ATOMIC_RELAXED), a, sizeof(a));
+		human(c->total, b, sizeof(b));
+		fprintf(stderr, "\r\033[Kverifying: %s of %s, %zu of %zu files", a, b,
+			__atomic_load_n(&c->next, __ATOMIC_RELAXED) < c->n
+				? __atomic_load_n(&c->next, __ATOMIC_RELAXED)
+				: c->n,
+			c->n);
+		struct timespec ts = {0, 200 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "\r\033[K");
+	return NULL;
+}
+
+static int verify(struct store *s, const char *name, int jobs)
+{
+	struct sfs_snapdb *db = NULL;
+	struct vctx c = {.s = s};
+	char *head = NULL, *want = NULL, got[SFS_ZARR_CHECKSUM_MAX];
+	pthread_t th[64], pt;
+	int rc, bad = 0, nth = 0, prog = 0;
+
+	/* the manifest as the store holds it now, not a cached copy */
+	rc = sfs_snap_load(s->be, name, NULL, &db, &head);
+	if (rc)
+		return why_missing(name, rc);
+	rc = sfs_snapdb_each_file(db, vcollect, &c);
+	if (rc)
+		goto out;
+	prog = isatty(2) && pthread_create(&pt, NULL, vprogress, &c) == 0;
+	for (; nth < jobs && nth < 64; nth++)
+		if (pthread_create(&th[nth], NULL, vworker, &c) != 0)
+			break;
+	if (!nth)
+		vworker(&c);
+	for (int i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	if (prog) {
+		c.stop = 1;
+		pthread_join(pt, NULL);
+	}
+	struct sfs_zarr_checksum *z = NULL;
+	rc = sfs_zarr_checksum_new(&z);
+	for (size_t i = 0; !rc && i < c.n; i++) {
+		struct vfile *f = &c.v[i];
+		if (f->state == 0) {
+			rc = sfs_zarr_checksum_add(z, f->path, f->got, f->size);
+			continue;
+		}
+		bad++;
+		if (f->state == 1)
+			fprintf(stderr,
+				"stagefs: verify '%s': '%s' differs (md5 %s, the snapshot says "
+				"%s)\n",
+				name, f->path, f->got, f->want);
+		else
+			fprintf(stderr, "stagefs: verify '%s': '%s' is %s\n", name, f->path,
+				f->state == 2 ? "missing" : "unreadable");
+	}
+	if (!rc)
+		rc = sfs_zarr_checksum_final(z, got, sizeof(got));
+	sfs_zarr_checksum_free(z);
+	want = jget(head, "$.checksum");
+	if (!rc && !bad && (!want || strcmp(want, got) != 0)) {
+		fprintf(stderr,
+			"stagefs: verify '%s': the tree checksum is %s, the snapshot says %s\n",
+			name, got, want ? want : "?");
+		bad++;
+	}
+	if (!rc && !bad)
+		printf("snapshot %s verified: %zu files, %llu bytes, checksum %s\n", name, c.n,
+		       (unsigned long long)c.total, got);
+out:
+	for (size_t i = 0; i < c.n; i++)
+		free(c.v[i].path);
+	free(c.v);
+	free(head);
+	free(want);
+	sfs_snapdb_close(db);
+	if (rc) {
+		fprintf(stderr, "stagefs: verify '%s': %s\n", name, strerror(-rc));
+		return 1;
+	}
+	return bad ? 1 : 0;
+}
+
+/* ---- the dispatcher ---- */
+
+int sfs_cli_snapshots(int argc, char **argv)
+{
+	const char *pos[4] = {0}, *action = NULL;
+	char *opts = NULL;
+	int npos = 0, json = 0, jobs = 4, exitc = 1;
+	struct store s;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			snapshots_usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "--json")) {
+			json = 1;
+		} else if (!strcmp(a, "--jobs") && i + 1 < argc) {
+			jobs = atoi_checked(argv[++i]);
+		} else if (!strcmp(a, "-o") && i + 1 < argc) {
+			char *n = NULL;
+			if (asprintf(&n, "%s%s%s", opts ? opts : "", opts ? "," : "", argv[++i]) <
+			    0)
+				n = NULL;
+			free(opts);
+			opts = n;
+		} else if (a[0] != '-' && !action) {
+			action = a;
+		} else if (a[0] != '-' && npos < 4) {
+			pos[npos++] = a;
+		} else {
+			fprintf(stderr, "stagefs: snapshots: unexpected argument '%s'\n", a);
+			snapshots_usage(stderr);
+			free(opts);
+			return 2;
+		}
+	}
+	int want = !action		     ? -1
+		   : !strcmp(action, "list") ? 0
+		   : !strcmp(action, "diff") ? 2
+		   : (!strcmp(action, "show") || !strcmp(action, "verify") ||
+		      !strcmp(action, "delete"))
+			   ? 1
+			   : -1;
+	if (want < 0 || npos != want + 1 || jobs < 1) {
+		snapshots_usage(stderr);
+		free(opts);
+		return 2;
+	}
+	const char *where = pos[want];
+	int diff_live = want == 2 && !strcmp(pos[1], "live");
+	exitc = store_open(where, opts, !strcmp(action, "delete"), diff_live,
+			   !strcmp(action, "verify"), &s);
+	free(opts);
+	if (exitc)
+		return exitc;
+	if (!strcmp(action, "list")) {
+		struct list_ctx l = {&s, json, 0};
+		int rc = sfs_snap_list(s.be, list_one, &l);
+		if (json)
+			printf("%s\n", l.n ? "]" : "[]");
+		exitc = rc ? 1 : 0;
+	} else if (!strcmp(action, "show")) {
+		char *head = NULL;
+		int rc = sfs_snap_head(s.be, pos[0], &head, NULL);
+		if (rc)
+			exitc = why_missing(pos[0], rc);
+		else if (json)
+			printf("%s\n", head);
+		else
+			print_head(head, 1);
+		free(head);
+	} else if (!strcmp(action, "delete")) {
+		int rc = sfs_snap_delete(s.be, pos[0]);
+		if (rc)
+			exitc = why_missing(pos[0], rc);
+		else
+			printf("deleted snapshot %s (the name is never published again)\n", pos[0]);
+	} else if (!strcmp(action, "verify")) {
+		exitc = verify(&s, pos[0], jobs);
+	} else {
+		struct sfs_snapdb *a = NULL, *b = NULL;
+		struct diff_out d = {0};
+		char why[400] = "";
+		int rc = sfs_snap_load(s.be, pos[0], NULL, &a, NULL);
+		if (rc) {
+			exitc = why_missing(pos[0], rc);
+		} else {
+			if (diff_live) {
+				rc = sfs_snapdb_open(NULL, &b);
+				if (!rc)
+					rc = sfs_snap_build_live(s.be, s.ix, &s.cfg, NULL, 0, b,
+								 why, sizeof(why));
+			} else {
+				rc = sfs_snap_load(s.be, pos[1], NULL, &b, NULL);
+			}
+			if (rc && !diff_live)
+				exitc = why_missing(pos[1], rc);
+			else if (rc)
+				fprintf(stderr, "stagefs: snapshots: diff: %s\n",
+					why[0] ? why : strerror(-rc));
+			else
+				exitc = sfs_snapdb_diff(a, b, diff_line, &d) ? 1 : 0;
+		}
+		sfs_snapdb_close(a);
+		sfs_snapdb_close(b);
+	}
+	store_close(&s);
+	return exitc;
+}
