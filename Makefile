@@ -30,7 +30,7 @@ LDLIBS  += $(PKG_LIBS) -pthread -lm
 
 BUILD   := build
 ifneq ($(SANITIZE),)
-BUILD   := build/san
+BUILD   := build/$(if $(filter thread,$(SANITIZE)),tsan,san)
 CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
@@ -50,7 +50,7 @@ FAKE_OBJ := $(FAKE_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all run test check bench install clean deps deps-check unit integration format-check \
-        banned san
+        banned san tsan
 
 all: stagefs
 
@@ -97,7 +97,7 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(FAKE_OBJ) $(LIB)
 
 # the dispatcher's test replaces libfuse's request and reply calls
 LL_WRAPS := fuse_req_userdata fuse_req_ctx fuse_reply_err fuse_reply_entry fuse_reply_create \
-            fuse_reply_open fuse_reply_attr
+            fuse_reply_open fuse_reply_attr fuse_reply_xattr fuse_reply_buf
 $(BUILD)/tests/test_lowlevel: LDFLAGS += $(foreach f,$(LL_WRAPS),-Wl,--wrap=$(f))
 
 deps:
@@ -112,9 +112,14 @@ san:
 	    $(UNIT_SRC:tests/unit/%.c=build/san/tests/%)
 
 # install first, then build in a new make that sees the installed libraries
+# the thread sanitizer build of the tests that race threads on purpose
+TSAN_UNITS := test_lowlevel test_hasher
+tsan:
+	$(Q)$(MAKE) --no-print-directory SANITIZE=thread $(TSAN_UNITS:%=build/tsan/tests/%)
+
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN)
-	$(Q)$(MAKE) --no-print-directory san
+	$(Q)$(MAKE) --no-print-directory san tsan
 	$(Q)bash tests/run-all
 
 check: format-check banned unit

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,10 +31,11 @@
 
 static struct sfs_fs *the_fs;
 static struct fuse_ctx the_ctx;
-static int fail_replies; /* reply_open / reply_create / reply_entry answer -ENOENT */
-static int last_err;	 /* the last fuse_reply_err */
-static struct fuse_entry_param last_entry;
-static struct fuse_file_info last_fi;
+static volatile int fail_replies; /* reply_open / reply_create / reply_entry answer -ENOENT */
+/* what the dispatcher answered, per thread (the race test has two) */
+static _Thread_local int last_err;
+static _Thread_local struct fuse_entry_param last_entry;
+static _Thread_local struct fuse_file_info last_fi;
 
 void *__wrap_fuse_req_userdata(fuse_req_t req);
 const struct fuse_ctx *__wrap_fuse_req_ctx(fuse_req_t req);
@@ -43,6 +45,8 @@ int __wrap_fuse_reply_create(fuse_req_t req, const struct fuse_entry_param *e,
 			     const struct fuse_file_info *fi);
 int __wrap_fuse_reply_open(fuse_req_t req, const struct fuse_file_info *fi);
 int __wrap_fuse_reply_attr(fuse_req_t req, const struct stat *attr, double timeout);
+int __wrap_fuse_reply_xattr(fuse_req_t req, size_t count);
+int __wrap_fuse_reply_buf(fuse_req_t req, const char *buf, size_t size);
 
 void *__wrap_fuse_req_userdata(fuse_req_t req)
 {
@@ -84,6 +88,18 @@ int __wrap_fuse_reply_open(fuse_req_t req, const struct fuse_file_info *fi)
 }
 
 int __wrap_fuse_reply_attr(fuse_req_t req, const struct stat *attr, double timeout)
+{
+	last_err = 0;
+	return 0;
+}
+
+int __wrap_fuse_reply_xattr(fuse_req_t req, size_t count)
+{
+	last_err = 0;
+	return 0;
+}
+
+int __wrap_fuse_reply_buf(fuse_req_t req, const char *buf, size_t size)
 {
 	last_err = 0;
 	return 0;
@@ -304,6 +320,53 @@ static void test_readonly_answers_agree(void **state)
 	assert_int_equal(last_err, ENOENT);
 }
 
+struct racer {
+	fuse_ino_t ino;
+	int stop; /* atomic */
+	int reads;
+};
+
+static void *read_status(void *arg)
+{
+	struct racer *r = arg;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
+		sfs_fs_ops.getxattr(REQ, r->ino, SFS_XATTR_STATUS, 0);
+		sfs_fs_ops.getattr(REQ, r->ino, NULL);
+		r->reads++;
+	}
+	return NULL;
+}
+
+/*
+ * An entry's status and view are read while a commit changes them (a
+ * thread sanitizer build, `make tsan`, reports any access without its lock).
+ */
+static void test_status_while_committing(void **state)
+{
+	struct fx *f = *state;
+	struct fuse_file_info fi = {.flags = O_CREAT | O_WRONLY};
+	pthread_t t;
+
+	for (int i = 0; i < 20; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "r%d", i);
+		sfs_fs_ops.create(REQ, f->table, name, 0644, &fi);
+		assert_int_equal(last_err, 0);
+		struct racer r = {.ino = last_entry.ino};
+		sfs_fs_ops.release(REQ, r.ino, &last_fi);
+		if (!getenv("NORACE"))
+			assert_int_equal(pthread_create(&t, NULL, read_status, &r), 0);
+		sfs_fs_ops.setxattr(REQ, r.ino, SFS_XATTR_COMMIT, "hash", 4, 0);
+		__atomic_store_n(&r.stop, 1, __ATOMIC_RELAXED);
+		if (!getenv("NORACE"))
+			pthread_join(t, NULL);
+		if (last_err)
+			fprintf(stderr, "iteration %d: commit gave %d\n", i, last_err);
+		assert_int_equal(last_err, 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -311,6 +374,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_interrupted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_entry_interrupted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_answers_agree, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_while_committing, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
