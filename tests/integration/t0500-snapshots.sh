@@ -170,3 +170,8 @@ STAGEFS_FAULTS=publish-head-written=kill mount_fs || exit 1
 kill_daemon
 mount_fs || exit 1
 check "killed after the head: the whole snapshot crash2" "$STAGEFS" snapshots verify crash2 "$MNT"
+later=_hash/lab/$($PY -c 'import base64,hashlib;print(base64.b32encode(hashlib.md5(b"later").digest()).decode().lower().rstrip("="))')
+check_eq "diff of two snapshots: exactly what was committed between them" "+ $later" \
+	"$("$STAGEFS" snapshots diff v1 crash2 "$MNT" 2>&1)"
+check_eq "and the other way round" "- $later" "$("$STAGEFS" snapshots diff crash2 v1 "$MNT" 2>&1)"
+check_eq "a snapshot against itself: no difference" "" "$("$STAGEFS" snapshots diff v1 v1 "$MNT" 2>&1)"
