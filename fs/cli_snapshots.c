@@ -28,59 +28,8 @@
 
 #include "common/log.h"
 #include "fs/snapshot.h"
+#include "fs/cli.h"
 #include "fs/view.h"
-
-/* ---- small helpers ---- */
-
-static char *jget(const char *json, const char *path)
-{
-	char *s = NULL;
-
-	return sfs_json_eval("json_extract(?1, ?2)", 2, (const char *const[]){json, path}, &s) == 0
-		       ? s
-		       : NULL;
-}
-
-/* A whole positive number, or -1. */
-static int atoi_checked(const char *s)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-
-	return *s && !*end && v > 0 && v < 100000 ? (int)v : -1;
-}
-
-static int get_xattr_str(const char *path, const char *name, char **out)
-{
-	ssize_t n = getxattr(path, name, NULL, 0);
-	if (n < 0)
-		return -errno;
-	char *b = malloc((size_t)n + 1);
-	if (!b)
-		return -ENOMEM;
-	n = getxattr(path, name, b, (size_t)n);
-	if (n < 0) {
-		int e = -errno;
-		free(b);
-		return e;
-	}
-	b[n] = '\0';
-	*out = b;
-	return 0;
-}
-
-static void human(uint64_t b, char *out, size_t len)
-{
-	const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-	double v = (double)b;
-	int i = 0;
-
-	while (v >= 1024 && i < 5) {
-		v /= 1024;
-		i++;
-	}
-	snprintf(out, len, i ? "%.1f %s" : "%.0f %s", v, u[i]);
-}
 
 /* ---- publish ---- */
 
@@ -96,7 +45,7 @@ static void *poll_status(void *arg)
 
 	while (!p->stop) {
 		char *s = NULL;
-		if (get_xattr_str(p->dir, SFS_XATTR_STATUS, &s) == 0 &&
+		if (sfs_cli_xattr(p->dir, SFS_XATTR_STATUS, &s) == 0 &&
 		    strncmp(s, "publishing", 10) == 0)
 			fprintf(stderr, "\r\033[K%.*s", 100, s);
 		free(s);
@@ -206,7 +155,7 @@ int sfs_cli_publish(int argc, char **argv)
 	}
 	if (rc) {
 		char *s = NULL;
-		if (get_xattr_str(dir, SFS_XATTR_STATUS, &s) == 0 && strncmp(s, "error: ", 7) == 0)
+		if (sfs_cli_xattr(dir, SFS_XATTR_STATUS, &s) == 0 && strncmp(s, "error: ", 7) == 0)
 			fprintf(stderr, "stagefs: publish '%s': %s: %s\n", name, strerror(-rc),
 				s + 7);
 		else
@@ -215,7 +164,7 @@ int sfs_cli_publish(int argc, char **argv)
 		goto out;
 	}
 	if (asprintf(&hp, "%s/%s", dir, name) < 0 ||
-	    get_xattr_str(hp, SFS_XATTR_SNAPSHOT, &head) != 0) {
+	    sfs_cli_xattr(hp, SFS_XATTR_SNAPSHOT, &head) != 0) {
 		hp = NULL;
 		fprintf(stderr, "stagefs: publish '%s': published, but cannot read it back\n",
 			name);
@@ -224,9 +173,10 @@ int sfs_cli_publish(int argc, char **argv)
 	if (json) {
 		printf("%s\n", head);
 	} else {
-		char *e = jget(head, "$.entries"), *f = jget(head, "$.files"),
-		     *b = jget(head, "$.bytes"), *c = jget(head, "$.checksum"), hb[32];
-		human(b ? strtoull(b, NULL, 10) : 0, hb, sizeof(hb));
+		char *e = sfs_cli_jget(head, "$.entries"), *f = sfs_cli_jget(head, "$.files"),
+		     *b = sfs_cli_jget(head, "$.bytes"), *c = sfs_cli_jget(head, "$.checksum"),
+		     hb[32];
+		sfs_cli_human(b ? strtoull(b, NULL, 10) : 0, hb, sizeof(hb));
 		printf("published snapshot %s: %s entries (%s files), %s bytes (%s), checksum %s\n",
 		       name, e ? e : "?", f ? f : "?", b ? b : "?", hb, c ? c : "?");
 		free(e);
@@ -243,129 +193,6 @@ out:
 	free(head);
 	free(hp);
 	return exitc;
-}
-
-/* ---- snapshots: the store, opened by this process ---- */
-
-struct store {
-	struct sfs_config cfg;
-	struct sfs_backend *be;
-	struct sfs_index *ix;
-	char *tmp_cache; /* a private cache_dir, removed at close */
-};
-
-/* 1 when path is the mount point of a stagefs mount. */
-static int is_stagefs_mount(const char *path)
-{
-	char real[4096], line[8192];
-	FILE *f;
-	int yes = 0;
-
-	if (!realpath(path, real) || !(f = fopen("/proc/self/mounts", "r")))
-		return 0;
-	while (!yes && fgets(line, sizeof(line), f)) {
-		char dev[4096], mp[4096], type[256];
-		if (sscanf(line, "%4095s %4095s %255s", dev, mp, type) == 3 &&
-		    strcmp(mp, real) == 0 && strcmp(type, "fuse.stagefs") == 0)
-			yes = 1;
-	}
-	fclose(f);
-	return yes;
-}
-
-/*
- * Open SOURCE or a MOUNTPOINT's source.  private_cache: a cache of our own
- * (verify must read the store, not blocks cached from it), removed at close.
- */
-static int store_open(const char *where, const char *opts, int writable, int want_index,
-		      int private_cache, struct store *s)
-{
-	char err[512] = "", *src = NULL, *mopts = NULL, *info = NULL, *all = NULL, *pass = NULL;
-	int rc;
-
-	memset(s, 0, sizeof(*s));
-	sfs_config_init(&s->cfg);
-	if (is_stagefs_mount(where)) {
-		/* the mount's own source and options, as its daemon reports them */
-		rc = get_xattr_str(where, SFS_XATTR_SOURCE, &info);
-		src = rc ? NULL : jget(info, "$.source");
-		mopts = rc ? NULL : jget(info, "$.options");
-		if (!src) {
-			fprintf(stderr,
-				"stagefs: snapshots: '%s': its daemon does not say its source\n",
-				where);
-			rc = -EINVAL;
-			goto out;
-		}
-	}
-	rc = sfs_config_parse_source(&s->cfg, src ? src : where, err, sizeof(err));
-	if (!rc && (mopts || opts)) {
-		if (asprintf(&all, "%s%s%s", mopts ? mopts : "", mopts && opts ? "," : "",
-			     opts ? opts : "") < 0)
-			all = NULL;
-		rc = all ? sfs_config_parse_opts(&s->cfg, all, &pass, err, sizeof(err)) : -ENOMEM;
-	}
-	if (!rc) {
-		if (!writable)
-			s->cfg.read_only = 1;
-		s->cfg.snapshot = NULL;
-		if (private_cache) {
-			const char *t = getenv("TMPDIR");
-			char tmpl[4096];
-			snprintf(tmpl, sizeof(tmpl), "%s/stagefs-verify-XXXXXX",
-				 t && *t ? t : "/tmp");
-			if (!mkdtemp(tmpl)) {
-				rc = -errno;
-			} else {
-				s->tmp_cache = strdup(tmpl);
-				rc = sfs_config_set(&s->cfg, "cache_dir", tmpl, SFS_CFG_OPTION, err,
-						    sizeof(err));
-			}
-		}
-		if (!rc)
-			rc = sfs_config_finalize(&s->cfg, err, sizeof(err));
-	}
-	if (rc) {
-		fprintf(stderr, "stagefs: snapshots: %s\n", err[0] ? err : strerror(-rc));
-		rc = 2;
-		goto out;
-	}
-	rc = sfs_backend_open(&s->cfg, &s->be);
-	if (rc) {
-		fprintf(stderr, "stagefs: snapshots: cannot open the store: %s\n", strerror(-rc));
-		rc = 1;
-		goto out;
-	}
-	if (want_index && sfs_index_open(s->cfg.index, &s->ix) != 0) {
-		fprintf(stderr, "stagefs: snapshots: cannot open the index '%s'\n", s->cfg.index);
-		rc = 1;
-		goto out;
-	}
-	rc = 0;
-out:
-	free(src);
-	free(mopts);
-	free(info);
-	free(all);
-	free(pass);
-	return rc < 0 ? 1 : rc;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
-static void store_close(struct store *s)
-{
-	sfs_index_close(s->ix);
-	sfs_backend_free(s->be);
-	sfs_config_release(&s->cfg);
-	if (s->tmp_cache) {
-		if (nftw(s->tmp_cache, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
-			fprintf(stderr, "stagefs: cannot remove '%s'\n", s->tmp_cache);
-		free(s->tmp_cache);
-	}
 }
 
 static void snapshots_usage(FILE *f)
@@ -394,14 +221,14 @@ static int why_missing(const char *name, int rc)
 
 static void print_head(const char *head, int header)
 {
-	char *n = jget(head, "$.name"), *c = jget(head, "$.created"), *e = jget(head, "$.entries"),
-	     *b = jget(head, "$.bytes"), *k = jget(head, "$.checksum"),
-	     *m = jget(head, "$.message"), hb[32];
+	char *n = sfs_cli_jget(head, "$.name"), *c = sfs_cli_jget(head, "$.created"),
+	     *e = sfs_cli_jget(head, "$.entries"), *b = sfs_cli_jget(head, "$.bytes"),
+	     *k = sfs_cli_jget(head, "$.checksum"), *m = sfs_cli_jget(head, "$.message"), hb[32];
 
 	if (header)
 		printf("%-24s %-32s %10s %10s  %-44s %s\n", "NAME", "CREATED", "ENTRIES", "BYTES",
 		       "CHECKSUM", "MESSAGE");
-	human(b ? strtoull(b, NULL, 10) : 0, hb, sizeof(hb));
+	sfs_cli_human(b ? strtoull(b, NULL, 10) : 0, hb, sizeof(hb));
 	printf("%-24s %-32s %10s %10s  %-44s %s\n", n ? n : "?", c ? c : "?", e ? e : "?", hb,
 	       k ? k : "?", m ? m : "");
 	free(n);
@@ -513,8 +340,8 @@ static void *vprogress(void *arg)
 
 	while (!c->stop) {
 		char a[32], b[32];
-		human(__atomic_load_n(&c->done, __ATOMIC_RELAXED), a, sizeof(a));
-		human(c->total, b, sizeof(b));
+		sfs_cli_human(__atomic_load_n(&c->done, __ATOMIC_RELAXED), a, sizeof(a));
+		sfs_cli_human(c->total, b, sizeof(b));
 		fprintf(stderr, "\r\033[Kverifying: %s of %s, %zu of %zu files", a, b,
 			__atomic_load_n(&c->next, __ATOMIC_RELAXED) < c->n
 				? __atomic_load_n(&c->next, __ATOMIC_RELAXED)
@@ -575,7 +402,7 @@ static int verify(struct store *s, const char *name, int jobs)
 	if (!rc)
 		rc = sfs_zarr_checksum_final(z, got, sizeof(got));
 	sfs_zarr_checksum_free(z);
-	want = jget(head, "$.checksum");
+	want = sfs_cli_jget(head, "$.checksum");
 	if (!rc && !bad && (!want || strcmp(want, got) != 0)) {
 		fprintf(stderr,
 			"stagefs: verify '%s': the tree checksum is %s, the snapshot says %s\n",
@@ -616,7 +443,7 @@ int sfs_cli_snapshots(int argc, char **argv)
 		} else if (!strcmp(a, "--json")) {
 			json = 1;
 		} else if (!strcmp(a, "--jobs") && i + 1 < argc) {
-			jobs = atoi_checked(argv[++i]);
+			jobs = sfs_cli_atoi(argv[++i]);
 		} else if (!strcmp(a, "-o") && i + 1 < argc) {
 			char *n = NULL;
 			if (asprintf(&n, "%s%s%s", opts ? opts : "", opts ? "," : "", argv[++i]) <
@@ -649,8 +476,8 @@ int sfs_cli_snapshots(int argc, char **argv)
 	}
 	const char *where = pos[want];
 	int diff_live = want == 2 && !strcmp(pos[1], "live");
-	exitc = store_open(where, opts, !strcmp(action, "delete"), diff_live,
-			   !strcmp(action, "verify"), &s);
+	exitc = sfs_cli_store_open(where, opts, !strcmp(action, "delete"), diff_live,
+				   !strcmp(action, "verify"), &s);
 	free(opts);
 	if (exitc)
 		return exitc;
@@ -705,6 +532,6 @@ int sfs_cli_snapshots(int argc, char **argv)
 		sfs_snapdb_close(a);
 		sfs_snapdb_close(b);
 	}
-	store_close(&s);
+	sfs_cli_store_close(&s);
 	return exitc;
 }

@@ -135,6 +135,8 @@ void sfs_snapview_release(struct sfs_fs *fs)
 		free(s->head);
 		free(s);
 	}
+	if (fs->snap_names)
+		sfs_list_release(fs->snap_names);
 	free(fs->snap_names);
 	fs->snap_names = NULL;
 }

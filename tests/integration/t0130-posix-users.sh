@@ -17,11 +17,13 @@ done
 D=$S/lab/users
 mkdir -p "$D" && chmod 0777 "$D"
 
-# usysc UID OP ARGS...: one syscall as user UID (group UID, no other groups)
+# usysc UID OP ARGS...: one syscall as user UID (group UID, no other groups); the
+# helper is copied where other users can read it (the checkout may be private)
+cp "$TESTS_DIR/sysc.py" "$T/sysc.py" && chmod 0644 "$T/sysc.py"
 usysc() {
 	local u=$1
 	shift
-	setpriv --reuid="$u" --regid="$u" --clear-groups $SYSC "$@" 2>&1
+	setpriv --reuid="$u" --regid="$u" --clear-groups $PY "$T/sysc.py" "$@" 2>&1
 }
 mode_of() { stat -c %a "$1"; }
 

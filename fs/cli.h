@@ -1,0 +1,46 @@
+/*
+ * fs/cli.h - what the subcommands (fs/cli*.c) share: opening the store of a
+ * SOURCE or of a MOUNTPOINT, and small helpers.  Not thread-safe, like main.
+ */
+#ifndef SFS_FS_CLI_H
+#define SFS_FS_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "common/config.h"
+#include "index/index.h"
+
+/* A store opened by this process. */
+struct store {
+	struct sfs_config cfg;
+	struct sfs_backend *be;
+	struct sfs_index *ix;
+	char *tmp_cache; /* a private cache_dir, removed at close */
+};
+
+/*
+ * Open SOURCE, or the source a MOUNTPOINT's daemon reports (its root's
+ * user.stagefs.source), with extra -o opts (may be NULL).  writable: the
+ * command changes the store; want_index: open the index too; private_cache:
+ * a cache of our own (what must read the store, not blocks cached from it),
+ * removed at close.  Returns an exit code: 0, 1 (cannot open), 2 (usage);
+ * the reason is printed.
+ */
+int sfs_cli_store_open(const char *where, const char *opts, int writable, int want_index,
+		       int private_cache, struct store *s);
+void sfs_cli_store_close(struct store *s);
+/* 1 when path is the mount point of a stagefs mount. */
+int sfs_cli_is_mount(const char *path);
+
+/* One member of a JSON document (json_extract), malloc'd; NULL when absent. */
+char *sfs_cli_jget(const char *json, const char *path);
+/* A whole number 1..99999, or -1. */
+int sfs_cli_atoi(const char *s);
+/* A whole xattr as a new string. 0 or -errno. */
+int sfs_cli_xattr(const char *path, const char *name, char **out);
+/* 1536 -> "1.5 KiB" */
+void sfs_cli_human(uint64_t b, char *out, size_t len);
+
+#endif
