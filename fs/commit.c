@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fault.h"
 #include "common/log.h"
 
 #define MAX_TOKEN_TRIES	    8
@@ -576,6 +577,30 @@ static void key_release(struct busy_key *me)
 	pthread_mutex_unlock(&keys_lock);
 }
 
+/*
+ * The object's record in the store (SFS_OBJECT_RECORDS/<key>.json): what
+ * another host's publish and `stagefs reindex` read instead of the bytes.
+ * Kept when it exists (a dedup, or a commit finished twice).
+ */
+static int write_record(struct sfs_backend *be, struct sfs_index *ix, const struct sfs_job *j)
+{
+	char *json = NULL, *key = NULL;
+	int rc = sfs_index_job_sidecar(ix, j, &json);
+
+	if (!rc && asprintf(&key, "%s/%s.json", SFS_OBJECT_RECORDS, j->canonical) < 0)
+		rc = -ENOMEM;
+	if (!rc)
+		rc = sfs_backend_put_bytes(be, key, json, strlen(json), SFS_NOREPLACE);
+	if (rc == -EEXIST)
+		rc = 0;
+	if (rc)
+		sfs_log(LOG_ERR, "cannot write the record of '%s': %s", j->canonical,
+			strerror(-rc));
+	free(json);
+	free(key);
+	return rc;
+}
+
 /* The staged entry is canonical now: its rows of stored staged files go (see index.h). */
 static void forget_staged(struct sfs_index *ix, const char *rel)
 {
@@ -765,8 +790,8 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, const char *value, size_t 
 	rc = sfs_index_job_begin(fs->ix, &job);
 	if (rc)
 		goto out;
-	/* step 6: move */
-	rc = promote(c, &job, &dedup);
+	/* step 6: move (fault points: a test kills the daemon between the steps) */
+	rc = sfs_fault("commit-intent") ? -EIO : promote(c, &job, &dedup);
 	if (rc) {
 		int arc = sfs_index_job_abort(fs->ix, job.id);
 		if (arc)
@@ -775,20 +800,26 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, const char *value, size_t 
 		goto out;
 	}
 	/* step 6b: the canonical object is complete; then the staged copy goes */
+	/* past the promotion only crashes are injected: recovery finishes from there */
+	(void)sfs_fault("commit-promoted");
 	rc = sfs_index_job_copied(fs->ix, &job);
 	if (!rc) {
+		(void)sfs_fault("commit-copied");
 		rc = sfs_backend_staged_remove(fs->be, c->rel);
 		if (rc == -ENOENT)
 			rc = 0; /* moved by rename */
 		if (!rc)
 			forget_staged(fs->ix, c->rel);
 	}
+	if (!rc)
+		rc = write_record(fs->be, fs->ix, &job);
 	if (rc) {
 		sfs_log(LOG_ERR, "commit of '%s' copied but not cleaned up: %s (recovery will)",
 			c->rel, strerror(-rc));
 		goto out;
 	}
 	/* step 7: record */
+	(void)sfs_fault("commit-staged-removed");
 	rc = sfs_index_job_finish(fs->ix, &job, dedup);
 	if (rc) {
 		/* moved but not recorded: the intent stays, recovery finishes it */
@@ -809,6 +840,7 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, const char *value, size_t 
 		pthread_mutex_unlock(&fs->lock);
 	}
 	marked = 0;
+	(void)sfs_fault("commit-finished"); /* a crash here: nothing left to recover */
 	notify_parent(c, parent);
 	sfs_log(LOG_INFO, "committed 'staging/%s' -> '%s'%s", c->rel, c->key,
 		dedup ? " (dedup)" : "");
@@ -902,6 +934,9 @@ static int recover_one(void *arg, struct sfs_job *j)
 	}
 	return rc;
 finish:
+	rc = write_record(r->be, r->ix, j);
+	if (rc)
+		return rc;
 	/* dedup when the object was known before this commit recorded it */
 	rc = sfs_index_job_finish(r->ix, j, known && hash);
 	if (!rc) {

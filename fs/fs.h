@@ -233,6 +233,9 @@ int sfs_stg_open(struct sfs_fs *fs, struct sfs_stg *in, int flags)
 /* The staging inode of host inode ino in the table, or NULL (no reference taken). */
 struct sfs_stg *sfs_stg_find_locked(struct sfs_fs *fs, ino_t ino);
 
+/* Where each canonical object's record lives in the store (fs/commit.c). */
+#define SFS_OBJECT_RECORDS ".stagefs/objects"
+
 /* The MD5 of a staged file computed while it was written: "<hex> <size>" (hidden from users). */
 #define SFS_XATTR_HINT "user.stagefs.md5"
 
@@ -257,5 +260,8 @@ int sfs_cli_is_subcommand(const char *s);
 /* publish and snapshots (fs/cli_snapshots.c) */
 int sfs_cli_publish(int argc, char **argv);
 int sfs_cli_snapshots(int argc, char **argv);
+/* fsck and reindex (fs/cli_fsck.c) */
+int sfs_cli_fsck(int argc, char **argv);
+int sfs_cli_reindex(int argc, char **argv);
 
 #endif

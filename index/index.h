@@ -102,6 +102,20 @@ int sfs_index_job_finish(struct sfs_index *ix, const struct sfs_job *j, int dedu
 /* Record that the canonical object is complete (state "copied"); durable on return. */
 int sfs_index_job_copied(struct sfs_index *ix, struct sfs_job *j)
 	__attribute__((warn_unused_result));
+/*
+ * The object's record for the store (.stagefs/objects/<key>.json): its
+ * receipt metadata and, for a directory, its files with their MD5s, so that
+ * another host's publish and `stagefs reindex` need not read the bytes.
+ * JSON {"format":"stagefs-object","version":1,"metadata":{..},"files":[[rel,size,md5]..]}.
+ */
+int sfs_index_job_sidecar(struct sfs_index *ix, const struct sfs_job *j, char **json)
+	__attribute__((warn_unused_result));
+/*
+ * Add an object and its files (and its receipt, from metadata.staging) to the
+ * index from such a record (reindex).  Idempotent.
+ */
+int sfs_index_import_object(struct sfs_index *ix, const char *key, const char *record)
+	__attribute__((warn_unused_result));
 /* Forget the job (nothing moved). */
 int sfs_index_job_abort(struct sfs_index *ix, int64_t id) __attribute__((warn_unused_result));
 /* Call cb for every job in flight (recovery).  cb's return stops the walk and is returned. */
@@ -117,7 +131,8 @@ int sfs_index_object_metadata(struct sfs_index *ix, const char *path, char **jso
  */
 int sfs_index_file_md5(struct sfs_index *ix, const char *path, char md5[33], char **object)
 	__attribute__((warn_unused_result));
-/* Every object at or below store key prefix: cb(path, metadata); non-zero stops and is returned. */
+/* Every object at or below store key prefix ("": every object): cb(path, metadata) with the
+ * index lock held (cb must not call the index); non-zero stops and is returned. */
 int sfs_index_objects_under(struct sfs_index *ix, const char *prefix,
 			    int (*cb)(void *arg, const char *path, const char *metadata), void *arg)
 	__attribute__((warn_unused_result));
@@ -125,6 +140,19 @@ int sfs_index_objects_under(struct sfs_index *ix, const char *prefix,
 int sfs_index_object_add(struct sfs_index *ix, const char *path, const char *addressing,
 			 const char *metadata) __attribute__((warn_unused_result));
 int sfs_index_object_count(struct sfs_index *ix, int64_t *n) __attribute__((warn_unused_result));
+/*
+ * Every file of a directory object (fsck): cb(path, size, md5) with the
+ * index's lock held, so cb must not call into the index; non-zero stops.
+ */
+int sfs_index_object_files_each(struct sfs_index *ix,
+				int (*cb)(void *arg, const char *path, uint64_t size,
+					  const char *md5),
+				void *arg) __attribute__((warn_unused_result));
+/* Receipts whose object the index does not know (fsck); cb as above. */
+int sfs_index_receipt_orphans(struct sfs_index *ix,
+			      int (*cb)(void *arg, const char *dir, const char *name,
+					const char *object),
+			      void *arg) __attribute__((warn_unused_result));
 
 /* Receipts (dir = staging rel dir, name = "<entry>.json"). */
 int sfs_index_receipt_get(struct sfs_index *ix, const char *dir, const char *name, char **json)

@@ -224,3 +224,17 @@ int sfs_index_jobs(struct sfs_index *ix, int (*cb)(void *arg, struct sfs_job *j)
 	free(jobs);
 	return rc;
 }
+
+int sfs_index_job_sidecar(struct sfs_index *ix, const struct sfs_job *j, char **json)
+{
+	char idbuf[32];
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)j->id);
+	/* receipt metadata, and a directory's files as [rel, size, md5] in path order */
+	return ix_query_text(ix,
+			     "SELECT json_object('format','stagefs-object','version',1,"
+			     "'metadata',json(?2),'files',"
+			     "(SELECT json_group_array(json_array(rel,size,md5)) FROM "
+			     "(SELECT rel,size,md5 FROM job_files WHERE job=?1 ORDER BY rel)))",
+			     2, (const char *const[]){idbuf, j->metadata}, json);
+}

@@ -70,7 +70,7 @@ int sfs_index_file_md5(struct sfs_index *ix, const char *path, char md5[33], cha
 int sfs_index_objects_under(struct sfs_index *ix, const char *prefix,
 			    int (*cb)(void *arg, const char *path, const char *metadata), void *arg)
 {
-	static const char *sql = "SELECT path, metadata FROM objects WHERE path=?1 OR "
+	static const char *sql = "SELECT path, metadata FROM objects WHERE ?1='' OR path=?1 OR "
 				 "substr(path,1,length(?1)+1)=?1||'/' ORDER BY path";
 	sqlite3_stmt *st = NULL;
 	int rc, r = SQLITE_DONE;
@@ -85,6 +85,92 @@ int sfs_index_objects_under(struct sfs_index *ix, const char *prefix,
 		if (!rc && r != SQLITE_DONE)
 			rc = ix_xlate(ix, r, sql);
 	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&ix->lock);
+	return rc;
+}
+
+int sfs_index_import_object(struct sfs_index *ix, const char *key, const char *record)
+{
+	int rc;
+
+	pthread_mutex_lock(&ix->lock);
+	rc = ix_exec(ix, "BEGIN IMMEDIATE");
+	if (rc)
+		goto out;
+	rc = ix_run_bound(
+		ix,
+		"INSERT INTO objects(path,addressing,hash,size,is_dir,metadata) "
+		"SELECT ?1, json_extract(?2,'$.metadata.addressing'),"
+		"  json_extract(?2,'$.metadata.hash'),"
+		"  coalesce(json_extract(?2,'$.metadata.size'),0),"
+		"  json_extract(?2,'$.metadata.is_dir') IS 1, json_extract(?2,'$.metadata') "
+		"WHERE json_valid(?2) ON CONFLICT(path) DO NOTHING",
+		2, (const char *const[]){key, record});
+	if (!rc)
+		rc = ix_run_bound(ix,
+				  "INSERT OR IGNORE INTO object_files(path,object,size,md5) "
+				  "SELECT ?1||'/'||json_extract(value,'$[0]'), ?1,"
+				  "  json_extract(value,'$[1]'), json_extract(value,'$[2]') "
+				  "FROM json_each(?2,'$.files')",
+				  2, (const char *const[]){key, record});
+	/* the receipt, where the entry was staged: staging/<dir>/<name> -> dir, <name>.json */
+	if (!rc)
+		rc = ix_run_bound(
+			ix,
+			"INSERT OR IGNORE INTO receipts(dir,name,object,metadata) "
+			"SELECT rtrim(rtrim(s, replace(s,'/','')),'/'),"
+			"  substr(s, length(rtrim(s, replace(s,'/','')))+1)||'.json', ?1,"
+			"  json_extract(?2,'$.metadata') "
+			"FROM (SELECT substr(json_extract(?2,'$.metadata.staging'),9) AS s) "
+			"WHERE json_extract(?2,'$.metadata.staging') LIKE 'staging/%/%/%'",
+			2, (const char *const[]){key, record});
+	rc = ix_tx_end(ix, rc);
+out:
+	pthread_mutex_unlock(&ix->lock);
+	return rc;
+}
+
+int sfs_index_object_files_each(struct sfs_index *ix,
+				int (*cb)(void *arg, const char *path, uint64_t size,
+					  const char *md5),
+				void *arg)
+{
+	static const char *sql = "SELECT path, size, md5 FROM object_files ORDER BY path";
+	sqlite3_stmt *st = NULL;
+	int rc, r = SQLITE_DONE;
+
+	pthread_mutex_lock(&ix->lock);
+	rc = ix_prep(ix, &st, sql);
+	while (!rc && (r = sqlite3_step(st)) == SQLITE_ROW)
+		rc = cb(arg, (const char *)sqlite3_column_text(st, 0),
+			(uint64_t)sqlite3_column_int64(st, 1),
+			(const char *)sqlite3_column_text(st, 2));
+	if (!rc && r != SQLITE_DONE)
+		rc = ix_xlate(ix, r, sql);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&ix->lock);
+	return rc;
+}
+
+int sfs_index_receipt_orphans(struct sfs_index *ix,
+			      int (*cb)(void *arg, const char *dir, const char *name,
+					const char *object),
+			      void *arg)
+{
+	static const char *sql = "SELECT dir, name, object FROM receipts WHERE object NOT IN "
+				 "(SELECT path FROM objects) ORDER BY dir, name";
+	sqlite3_stmt *st = NULL;
+	int rc, r = SQLITE_DONE;
+
+	pthread_mutex_lock(&ix->lock);
+	rc = ix_prep(ix, &st, sql);
+	while (!rc && (r = sqlite3_step(st)) == SQLITE_ROW)
+		rc = cb(arg, (const char *)sqlite3_column_text(st, 0),
+			(const char *)sqlite3_column_text(st, 1),
+			(const char *)sqlite3_column_text(st, 2));
+	if (!rc && r != SQLITE_DONE)
+		rc = ix_xlate(ix, r, sql);
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&ix->lock);
 	return rc;

@@ -25,7 +25,7 @@ static const char *const sqls[ST_N] = {
 			"ORDER BY id LIMIT ?3",
 	[ST_PATH] = "SELECT path FROM e WHERE id=?1",
 	[ST_META] = "SELECT metadata FROM e WHERE id=?1",
-	[ST_HAS] = "SELECT 1 FROM e WHERE path=?1",
+	[ST_HAS] = "SELECT is_dir, coalesce(size,0) FROM e WHERE path=?1",
 	[ST_SETMD5] = "UPDATE e SET md5=?2 WHERE path=?1",
 };
 
@@ -187,7 +187,7 @@ int sfs_snapdb_add(struct sfs_snapdb *d, const struct sfs_snap_ent *e)
 	return rc;
 }
 
-int sfs_snapdb_has(struct sfs_snapdb *d, const char *path)
+int sfs_snapdb_get(struct sfs_snapdb *d, const char *path, int *is_dir, uint64_t *size)
 {
 	pthread_mutex_lock(&d->lock);
 	sqlite3_stmt *s = stmt(d, ST_HAS);
@@ -195,9 +195,18 @@ int sfs_snapdb_has(struct sfs_snapdb *d, const char *path)
 	if (s) {
 		bind_str(s, 1, path);
 		r = sqlite3_step(s) == SQLITE_ROW;
+		if (r && is_dir)
+			*is_dir = sqlite3_column_int(s, 0);
+		if (r && size)
+			*size = (uint64_t)sqlite3_column_int64(s, 1);
 	}
 	pthread_mutex_unlock(&d->lock);
 	return r;
+}
+
+int sfs_snapdb_has(struct sfs_snapdb *d, const char *path)
+{
+	return sfs_snapdb_get(d, path, NULL, NULL);
 }
 
 int sfs_snapdb_set_md5(struct sfs_snapdb *d, const char *path, const char *md5)

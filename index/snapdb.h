@@ -63,6 +63,8 @@ int sfs_snapdb_begin(struct sfs_snapdb *db) __attribute__((warn_unused_result));
 int sfs_snapdb_end(struct sfs_snapdb *db, int rc) __attribute__((warn_unused_result));
 /* 1 when path is an entry, 0 when not. */
 int sfs_snapdb_has(struct sfs_snapdb *db, const char *path);
+/* 1 and the entry's kind and size (either pointer may be NULL), 0 when not an entry. */
+int sfs_snapdb_get(struct sfs_snapdb *db, const char *path, int *is_dir, uint64_t *size);
 /* Files without an MD5 yet (the caller fills them with sfs_snapdb_set_md5). */
 int sfs_snapdb_each_missing_md5(struct sfs_snapdb *db,
 				int (*cb)(void *arg, const char *path, uint64_t size), void *arg);
