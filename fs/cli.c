@@ -15,12 +15,12 @@
 
 #include "common/log.h"
 
-static const char *const later[] = {"fsck", "reindex", "gc"};
+static const char *const later[] = {"gc"};
 
 int sfs_cli_is_subcommand(const char *s)
 {
 	if (strcmp(s, "commit") == 0 || strcmp(s, "status") == 0 || strcmp(s, "publish") == 0 ||
-	    strcmp(s, "snapshots") == 0)
+	    strcmp(s, "snapshots") == 0 || strcmp(s, "fsck") == 0 || strcmp(s, "reindex") == 0)
 		return 1;
 	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++)
 		if (strcmp(s, later[i]) == 0)
@@ -218,6 +218,10 @@ int sfs_cli_main(int argc, char **argv)
 		return sfs_cli_publish(argc, argv);
 	if (strcmp(argv[0], "snapshots") == 0)
 		return sfs_cli_snapshots(argc, argv);
+	if (strcmp(argv[0], "fsck") == 0)
+		return sfs_cli_fsck(argc, argv);
+	if (strcmp(argv[0], "reindex") == 0)
+		return sfs_cli_reindex(argc, argv);
 	fprintf(stderr, "stagefs: %s: not implemented in this version\n", argv[0]);
 	return 1;
 }
