@@ -13,8 +13,9 @@
 
 static struct point {
 	char name[64];
-	unsigned long at; /* fire on this hit (1 = the first) */
-	int kill;
+	unsigned long at;   /* fire on this hit (1 = the first) */
+	int kill;	    /* "=kill": SIGKILL the process there */
+	unsigned stall;	    /* "=stallN": sleep N seconds there, then go on */
 	unsigned long hits; /* atomic */
 } points[MAX_POINTS];
 static int npoints;
@@ -32,6 +33,8 @@ static void load(void)
 		if (eq) {
 			*eq = '\0';
 			p->kill = strcmp(eq + 1, "kill") == 0;
+			if (strncmp(eq + 1, "stall", 5) == 0)
+				p->stall = (unsigned)strtoul(eq + 6, NULL, 10);
 		}
 		p->at = 1;
 		if (at) {
@@ -56,9 +59,15 @@ int sfs_fault(const char *point)
 		if (__atomic_add_fetch(&p->hits, 1, __ATOMIC_RELAXED) != p->at)
 			return 0;
 		sfs_log(LOG_WARNING, "fault point '%s' reached (hit %lu)%s", point, p->at,
-			p->kill ? ": killing the daemon" : "");
+			p->kill	   ? ": killing the daemon"
+			: p->stall ? ": stalling"
+				   : "");
 		if (p->kill)
 			kill(getpid(), SIGKILL);
+		if (p->stall) {
+			sleep(p->stall);
+			return 0;
+		}
 		return 1;
 	}
 	return 0;

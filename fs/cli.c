@@ -1,7 +1,7 @@
 /*
  * fs/cli.c - subcommands that act on a mounted store through its xattrs.
  *
- *   stagefs commit PATH [--hash | --field F --key k=v... [--ext E]] [--json]
+ *   stagefs commit PATH [--hash | --field F --key k=v... [--ext E]] [--async] [--json]
  *   stagefs status PATH
  */
 #include "fs/fs.h"
@@ -14,13 +14,15 @@
 #include <sys/xattr.h>
 
 #include "common/log.h"
+#include "index/snapdb.h"
 
 static const char *const later[] = {"gc"};
 
 int sfs_cli_is_subcommand(const char *s)
 {
 	if (strcmp(s, "commit") == 0 || strcmp(s, "status") == 0 || strcmp(s, "publish") == 0 ||
-	    strcmp(s, "snapshots") == 0 || strcmp(s, "fsck") == 0 || strcmp(s, "reindex") == 0)
+	    strcmp(s, "snapshots") == 0 || strcmp(s, "fsck") == 0 || strcmp(s, "reindex") == 0 ||
+	    strcmp(s, "jobs") == 0)
 		return 1;
 	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++)
 		if (strcmp(s, later[i]) == 0)
@@ -31,13 +33,17 @@ int sfs_cli_is_subcommand(const char *s)
 static void commit_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: stagefs commit PATH --hash [--json]\n"
-		"       stagefs commit PATH --field F --key k=v [--key k=v...] [--ext E] [--json]\n"
+		"usage: stagefs commit PATH --hash [--async] [--json]\n"
+		"       stagefs commit PATH --field F --key k=v [--key k=v...] [--ext E] "
+		"[--async]\n"
+		"                      [--json]\n"
 		"  PATH is a file or directory under MOUNT/staging/<schema>/<table>/.\n"
 		"  --key values are typed: 12 -> integer, 1.5 -> float, true/false -> bool,\n"
 		"  anything else a string; k:=JSON passes a JSON value (k:='\"007\"').\n"
 		"  --ext '' stores no suffix; without --ext the entry's own suffix is used.\n"
-		"  Prints the receipt (--json: exactly the receipt JSON).\n");
+		"  Prints the receipt (--json: exactly the receipt JSON).  --async returns once\n"
+		"  the commit is queued (durably): `stagefs status PATH` and `stagefs jobs`\n"
+		"  follow it.\n");
 }
 
 /* Read a whole xattr into a new NUL-terminated string. */
@@ -93,7 +99,7 @@ static int cmd_commit(int argc, char **argv)
 {
 	const char *path = NULL, *field = NULL, *ext = NULL;
 	char **keys = calloc((size_t)argc, sizeof(*keys));
-	int nkeys = 0, hash = 0, json = 0, exitc = 1;
+	int nkeys = 0, hash = 0, json = 0, async = 0, exitc = 1;
 	char *value = NULL, *receipt = NULL, *rpath = NULL;
 
 	if (!keys)
@@ -104,6 +110,8 @@ static int cmd_commit(int argc, char **argv)
 			hash = 1;
 		} else if (strcmp(a, "--json") == 0) {
 			json = 1;
+		} else if (strcmp(a, "--async") == 0) {
+			async = 1;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			commit_usage(stdout);
 			exitc = 0;
@@ -142,6 +150,15 @@ static int cmd_commit(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (value && async) {
+		char *v = NULL;
+		if (sfs_json_eval("json_set(CASE WHEN ?1='hash' THEN '{\"addressing\":\"hash\"}'"
+				  " ELSE ?1 END,'$.async',json('true'))",
+				  1, (const char *const[]){value}, &v) != 0)
+			v = NULL;
+		free(value);
+		value = v;
+	}
 	if (!value)
 		goto out;
 	char *probe = NULL;
@@ -162,6 +179,15 @@ static int cmd_commit(int argc, char **argv)
 		else
 			fprintf(stderr, "stagefs: commit '%s': %s\n", path, strerror(e));
 		free(status);
+		goto out;
+	}
+	if (async) {
+		if (json)
+			printf("{\"queued\":true}\n");
+		else
+			printf("queued the commit of %s (`stagefs status %s` follows it)\n", path,
+			       path);
+		exitc = 0;
 		goto out;
 	}
 	/* the receipt: <dir>/.receipts/<name>.json */
@@ -222,6 +248,8 @@ int sfs_cli_main(int argc, char **argv)
 		return sfs_cli_fsck(argc, argv);
 	if (strcmp(argv[0], "reindex") == 0)
 		return sfs_cli_reindex(argc, argv);
+	if (strcmp(argv[0], "jobs") == 0)
+		return sfs_cli_jobs(argc, argv);
 	fprintf(stderr, "stagefs: %s: not implemented in this version\n", argv[0]);
 	return 1;
 }

@@ -28,7 +28,9 @@
  *   4. fs->slock       loaded snapshots, the .snapshots listing, publish status
  *   5. fs->hlock       the list of open handles
  *   6. fs->nlock       the notifier's queue
- *   (fs->publish_lock is taken first of all, by a publish only.)
+ *   (fs->publish_lock is taken first of all, by a publish only; the commit
+ *   queue's lock (fs/jobs.c) before fs->lock, never while a commit runs.
+ *   The index and the backend have leaf locks of their own.)
  *   (fs/cache.c's evict_lock, fetch_mutex and cache_mutex are taken without
  *   any of the above held, in that order.)
  * No lock is held across a backend call, a blocking syscall on user data or
@@ -113,6 +115,7 @@ struct sfs_fs {
 
 	/* snapshots (fs/view_snapshot.c) */
 	pthread_mutex_t slock;
+	struct sfs_jobq *jobq;	      /* commit jobs and their workers (fs/jobs.c) */
 	struct sfs_snapref *mounted;  /* -o snapshot=NAME: the snapshot the root shows */
 	struct sfs_snapref *snaps;    /* every loaded snapshot; slock */
 	struct sfs_inode *snapdir;    /* .snapshots/ of a live mount (pinned) */
@@ -240,16 +243,44 @@ struct sfs_stg *sfs_stg_find_locked(struct sfs_fs *fs, ino_t ino);
 #define SFS_XATTR_HINT "user.stagefs.md5"
 
 /*
- * Commit (SPEC §4) the staging entry `in` with the xattr VALUE.  Returns 0
- * when the canonical object, its index row and the receipt are durable and the
- * staged entry is gone; -errno otherwise with the staged entry untouched and
- * the reason in the entry's status.
+ * Run commit job `job` (reserved; fs/jobs.c calls this on a worker thread):
+ * commit (SPEC §4) the staging entry `in` with the xattr VALUE.  Returns 0
+ * when the canonical object, its index row and the receipt are durable, the
+ * job ended as success and the staged entry is gone; -errno otherwise with
+ * the staged entry untouched, the reason in reason and in the entry's status
+ * (the caller ends the job as error).
  */
-int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, const char *value, size_t len)
-	__attribute__((warn_unused_result));
+int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, int64_t job, const char *value, size_t len,
+	       char *reason, size_t rlen) __attribute__((warn_unused_result));
 
 /*
- * Finish or undo every commit the index records as in flight (after a crash).
+ * Commit jobs (fs/jobs.c).  start: the workers, and the jobs a previous run
+ * left resume (after sfs_recover); stop: after the FUSE loop (the running
+ * jobs finish, the pending stay queued for the next mount).
+ */
+int sfs_jobs_start(struct sfs_fs *fs) __attribute__((warn_unused_result));
+void sfs_jobs_stop(struct sfs_fs *fs);
+/*
+ * setxattr(user.stagefs.commit, value): queue the commit of in durably and
+ * wait for it (sfs_commit's contract), or, with "async": true, return 0 once
+ * it is queued.  -EBUSY when the entry has a job queued or running.
+ */
+int sfs_jobs_submit(struct sfs_fs *fs, struct sfs_stg *in, const char *value, size_t len)
+	__attribute__((warn_unused_result));
+/* Failed jobs run again (the mount root's user.stagefs.jobs = "retry"). */
+int sfs_jobs_retry(struct sfs_fs *fs) __attribute__((warn_unused_result));
+/* Where in's newest job stands ("queued", "committing d/t", "error: why"), "" when none. */
+void sfs_jobs_status(struct sfs_fs *fs, struct sfs_stg *in, char *buf, size_t len);
+
+/* The object's record in the store (SFS_OBJECT_RECORDS); kept when it exists. */
+int sfs_commit_record(struct sfs_backend *be, struct sfs_index *ix, const struct sfs_job *j)
+	__attribute__((warn_unused_result));
+/* The staged entry rel is canonical now: its index rows of stored staged files go. */
+void sfs_commit_forget_staged(struct sfs_index *ix, const char *rel);
+
+/*
+ * Finish or undo every commit the index records as in flight (after a crash;
+ * fs/recover.c).
  * Returns 0, or -errno when the index or store could not be read.
  */
 int sfs_recover(struct sfs_backend *be, struct sfs_index *ix) __attribute__((warn_unused_result));
@@ -263,5 +294,7 @@ int sfs_cli_snapshots(int argc, char **argv);
 /* fsck and reindex (fs/cli_fsck.c) */
 int sfs_cli_fsck(int argc, char **argv);
 int sfs_cli_reindex(int argc, char **argv);
+/* jobs (fs/cli_jobs.c) */
+int sfs_cli_jobs(int argc, char **argv);
 
 #endif

@@ -22,8 +22,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: stagefs [options] SOURCE MOUNTPOINT\n"
-		"       stagefs COMMAND [args]   (commit, status, publish, snapshots, fsck,\n"
-		"                                 reindex, gc; see `stagefs COMMAND --help`)\n"
+		"       stagefs COMMAND [args]   (commit, status, jobs, publish, snapshots,\n"
+		"                                 fsck, reindex; see `stagefs COMMAND --help`)\n"
 		"\n"
 		"SOURCE is a store directory, a file:///dir or s3://bucket/prefix?endpoint=..\n"
 		"URL, or a config file (see mount.conf.example).\n"
@@ -262,6 +262,8 @@ static int run_mount(int argc, char **argv)
 	rc = sfs_fs_start_notifier(&fs);
 	if (!rc)
 		rc = sfs_hasher_start();
+	if (!rc && !cfg.snapshot && !cfg.read_only)
+		rc = sfs_jobs_start(&fs);
 	if (rc) {
 		sfs_log(LOG_ERR, "cannot start a worker thread: %s", strerror(-rc));
 		goto out;
@@ -279,6 +281,9 @@ static int run_mount(int argc, char **argv)
 	}
 	exitc = rc == 0 ? 0 : 1;
 out:
+	if (fs_ready)
+		sfs_jobs_stop(
+			&fs); /* the running commits finish; the queued wait for the next mount */
 	sfs_hasher_stop();
 	if (fs_ready)
 		sfs_fs_stop_notifier(&fs);

@@ -148,6 +148,7 @@ extern const struct sfs_view sfs_view_root, sfs_view_staging, sfs_view_canon, sf
 #define SFS_XATTR_PUBLISH  "user.stagefs.publish"  /* set on .snapshots/: publish */
 #define SFS_DOT_SNAPSHOTS  ".snapshots"
 #define SFS_XATTR_SOURCE   "user.stagefs.source" /* the mount root: {"source","options"} */
+#define SFS_XATTR_JOBS	   "user.stagefs.jobs"	 /* set "retry" on the mount root */
 #define SFS_RECEIPTS	   ".receipts"
 #define SFS_CANON_TIMEOUT  3600.0 /* immutable trees */
 

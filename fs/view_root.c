@@ -129,6 +129,33 @@ static ssize_t root_getxattr(struct sfs_fs *fs, struct sfs_inode *in, const char
 	return sfs_xattr_value(s, strlen(s), buf, size);
 }
 
+/* user.stagefs.jobs = "retry" on the mount root: failed commit jobs run again (stagefs jobs --retry). */
+static int root_setxattr(struct sfs_fs *fs, struct sfs_inode *in, const char *name,
+			 const char *value, size_t size, int flags, const struct sfs_ctx *ctx)
+{
+	(void)in;
+	(void)flags;
+	(void)ctx;
+	if (strcmp(name, SFS_XATTR_JOBS) != 0)
+		return -EROFS;
+	if (size != 5 || memcmp(value, "retry", 5) != 0)
+		return -EINVAL;
+	return sfs_jobs_retry(fs);
+}
+
+/* The root takes one setxattr (above), nothing else: it is not writable. */
+static int root_access(struct sfs_fs *fs, struct sfs_inode *in, int mask, const struct sfs_ctx *ctx)
+{
+	(void)fs;
+	(void)in;
+	(void)ctx;
+	return mask & W_OK ? -EROFS : 0;
+}
+
+static const struct sfs_view_wops root_wops = {
+	.setxattr = root_setxattr,
+};
+
 static void root_free(struct sfs_fs *fs, struct sfs_inode *in)
 {
 	(void)fs;
@@ -143,6 +170,8 @@ const struct sfs_view sfs_view_root = {
 	.opendir = root_opendir,
 	.readdir = root_readdir,
 	.release = root_release,
+	.access = root_access,
 	.getxattr = root_getxattr,
+	.w = &root_wops,
 	.free = root_free,
 };

@@ -636,7 +636,7 @@ static int stg_setxattr(struct sfs_fs *fs, struct sfs_inode *base, const char *n
 	char proc[64];
 
 	if (strcmp(name, SFS_XATTR_COMMIT) == 0)
-		return sfs_commit(fs, in, value, size);
+		return sfs_jobs_submit(fs, in, value, size);
 	if (strncmp(name, SFS_XATTR_OURS, strlen(SFS_XATTR_OURS)) == 0)
 		return -EPERM; /* our own bookkeeping */
 	if (in->type == S_IFLNK)
@@ -682,6 +682,8 @@ static ssize_t stg_getxattr(struct sfs_fs *fs, struct sfs_inode *base, const cha
 	if (strcmp(name, SFS_XATTR_STATUS) == 0) {
 		char st[512];
 		sfs_stg_status(in, st, sizeof(st));
+		if (!st[0])
+			sfs_jobs_status(fs, in, st, sizeof(st));
 		if (!st[0])
 			snprintf(st, sizeof(st), "staged");
 		return sfs_xattr_value(st, strlen(st), buf, size);

@@ -635,7 +635,15 @@ static int strdup_to(char **dst, const char *s, size_t n)
 	return 0;
 }
 
-enum { M_ADDRESSING = 1, M_FIELD = 2, M_KEY = 4, M_EXT = 8, M_TOKEN = 16, M_TABLE = 32 };
+enum {
+	M_ADDRESSING = 1,
+	M_FIELD = 2,
+	M_KEY = 4,
+	M_EXT = 8,
+	M_TOKEN = 16,
+	M_TABLE = 32,
+	M_ASYNC = 64
+};
 
 /* Parse one key attribute value into a (name already set). */
 static int parse_key_value(sqlite3_stmt *st, struct sfs_pk_attr *a, char *err, size_t errlen)
@@ -768,11 +776,20 @@ static int parse_member(sqlite3_stmt *st, struct sfs_commit_spec *s, int *seen, 
 		bit = M_TOKEN;
 	else if (!strcmp(key, "table"))
 		bit = M_TABLE;
+	else if (!strcmp(key, "async"))
+		bit = M_ASYNC;
 	else
 		return reject(err, errlen, "unknown member '%.64s'", key);
 	if (*seen & bit)
 		return reject(err, errlen, "duplicate member '%s'", key);
 	*seen |= bit;
+
+	if (bit == M_ASYNC) {
+		if (strcmp(type, "true") && strcmp(type, "false"))
+			return reject(err, errlen, "async must be true or false");
+		s->async = !strcmp(type, "true");
+		return 0;
+	}
 
 	if (bit == M_KEY)
 		return strcmp(type, "object") ? reject(err, errlen, "key must be an object") : 0;
@@ -865,7 +882,7 @@ static int parse_json(const char *value, size_t len, struct sfs_commit_spec *s, 
 	if (rc != SQLITE_DONE)
 		goto sqlerr;
 	if (addr_hash) {
-		rc = seen == M_ADDRESSING
+		rc = (seen & ~M_ASYNC) == M_ADDRESSING
 			     ? 0
 			     : reject(err, errlen, "hash addressing takes no other members");
 		s->hash = 1;

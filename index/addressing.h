@@ -123,6 +123,7 @@ struct sfs_commit_spec {
 	char *ext;     /* NULL when null or "", else starting with '.' */
 	char *token;   /* optional (tests): [A-Za-z0-9_-]{1,64} */
 	char *table;   /* optional table override: [A-Za-z0-9_#]{1,64} */
+	int async;     /* "async": true - return once the commit is queued */
 };
 
 /*
@@ -130,14 +131,15 @@ struct sfs_commit_spec {
  *   hash                       (trailing spaces, tabs and newlines allowed)
  *   {"addressing":"hash"}
  *   {"addressing":"schema","field":F,"key":{...},"ext":E,"token":T,"table":N}
- *     ("addressing", "ext", "token", "table" optional; key values are
+ *     ("addressing", "ext", "token", "table" optional; "async": true or
+ *      false in either JSON form; key values are
  *      strings, integers, floats or booleans, names [A-Za-z_][A-Za-z0-9_]*)
  * Anything else is -EINVAL with a one-line reason in err (errlen bytes, may
  * be NULL): NUL anywhere (raw or \u0000), invalid JSON, not an object,
  * unknown or duplicate members, wrong types, a bad field, token or table,
  * an empty key, nested/null key values, non-finite floats, bad attribute
  * names, invalid UTF-8, an ext containing '/', members besides
- * "addressing" in the hash form.  Also -ENOMEM, or -EIO when SQLite fails.
+ * "addressing" and "async" in the hash form.  Also -ENOMEM, or -EIO when SQLite fails.
  * *out is written only on success; the caller releases it with
  * sfs_commit_spec_release().
  */

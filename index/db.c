@@ -59,6 +59,26 @@ static const char *const migrations[] = {
 	"  job INTEGER NOT NULL, rel TEXT NOT NULL,"
 	"  size INTEGER NOT NULL, md5 TEXT NOT NULL,"
 	"  PRIMARY KEY(job, rel));",
+	/* 4 -> 5: commits are durable jobs, queued before they start and kept after they end
+	   (pending -> reserved -> success | error); step is how far the promotion got */
+	"CREATE TABLE jobs("
+	"  id INTEGER PRIMARY KEY,"
+	"  staging TEXT NOT NULL, value TEXT NOT NULL DEFAULT '',"
+	"  status TEXT NOT NULL DEFAULT 'pending'"
+	"    CHECK(status IN ('pending','reserved','success','error')),"
+	"  step TEXT CHECK(step IN ('moving','copied')),"
+	"  canonical TEXT, addressing TEXT, metadata TEXT, receipt_dir TEXT, receipt_name TEXT,"
+	"  attempts INTEGER NOT NULL DEFAULT 0, errno INTEGER, error TEXT,"
+	"  bytes_done INTEGER NOT NULL DEFAULT 0, bytes_total INTEGER NOT NULL DEFAULT 0,"
+	"  created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+	"  reserved_at TEXT, finished TEXT);"
+	"INSERT INTO jobs(id,staging,status,step,canonical,addressing,metadata,receipt_dir,"
+	"  receipt_name,attempts,created) SELECT id,staging,'reserved',state,canonical,"
+	"  addressing,metadata,receipt_dir,receipt_name,1,created FROM commit_jobs;"
+	"DROP TABLE commit_jobs;"
+	"CREATE INDEX jobs_status ON jobs(status, id);"
+	"CREATE INDEX jobs_staging ON jobs(staging, id);"
+	"CREATE UNIQUE INDEX jobs_active ON jobs(staging) WHERE status IN ('pending','reserved');",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == SFS_INDEX_VERSION,
 	       "SFS_INDEX_VERSION must name the last migration");

@@ -6,7 +6,8 @@
  * and upgraded by ordered migrations at open.  Tables:
  *   objects      canonical objects: path, addressing, schema, hash, size, metadata JSON
  *   receipts     commit receipts shown as staging/.../.receipts/<name>.json
- *   commit_jobs  intents of commits in flight (recovery finishes or undoes them)
+ *   jobs         commits: queued, running (with how far the promotion got, which
+ *                recovery finishes or undoes), and ended (success, error)
  *   snapshots    published snapshots (later migrations)
  * The index knows nothing of FUSE or HTTP.
  *
@@ -27,7 +28,7 @@
 struct sfs_index;
 
 /* Current schema version after all migrations. */
-#define SFS_INDEX_VERSION 4
+#define SFS_INDEX_VERSION 5
 
 /*
  * Open (creating it and its parent directories, mode 0700) and migrate the
@@ -68,24 +69,59 @@ struct sfs_job_file {
 	const char *md5;
 };
 
-/* A commit in flight. */
+/*
+ * A commit job (table jobs).  A commit is queued (pending) with its staging
+ * path and VALUE, reserved by a worker (attempts + 1), and ends as success
+ * or error (errno and reason kept).  While reserved, step says how far the
+ * promotion got: NULL (nothing moved yet), "moving" (the intent is recorded:
+ * canonical, metadata and receipt are set; promotion may be partial),
+ * "copied" (the canonical object is complete).  Rows stay after they end.
+ */
 struct sfs_job {
 	int64_t id;
 	char *staging;	    /* staging rel path "<schema>/<table>/<rel>" */
+	char *value;	    /* the commit's VALUE ("" for a job from before schema 5) */
+	char *status;	    /* "pending" | "reserved" | "success" | "error" */
 	char *canonical;    /* canonical key */
 	char *addressing;   /* "hash" | "schema" */
 	char *metadata;	    /* receipt JSON */
 	char *receipt_dir;  /* staging rel dir holding .receipts */
 	char *receipt_name; /* "<entry>.json" */
-	char *state; /* "moving" (promotion may be partial) | "copied" (canonical complete) */
+	char *state;	    /* the step: NULL, "moving" or "copied" */
+	char *error;	    /* the reason of an error */
+	char *created, *finished;
+	int err; /* errno of an error */
+	int attempts;
+	uint64_t bytes_done, bytes_total;
 	const struct sfs_job_file *files; /* job_begin: a directory's files (borrowed) */
 	size_t nfiles;
 };
 void sfs_job_release(struct sfs_job *j);
 
 /*
- * Record the intent before anything moves, with the files of a directory
- * (j->files), in one transaction; sets j->id.  Durable on return.
+ * Queue a commit of staging rel path staging with VALUE (status pending);
+ * *id gets its id.  Durable on return.  -EBUSY when the entry has a job
+ * pending or running already.
+ */
+int sfs_index_job_queue(struct sfs_index *ix, const char *staging, const char *value, int64_t *id)
+	__attribute__((warn_unused_result));
+/* The oldest pending job, now reserved (attempts + 1) into *j; -ENOENT when none is pending. */
+int sfs_index_job_reserve(struct sfs_index *ix, struct sfs_job *j)
+	__attribute__((warn_unused_result));
+/* Job id into *j (release it); -ENOENT when there is none. */
+int sfs_index_job_get(struct sfs_index *ix, int64_t id, struct sfs_job *j)
+	__attribute__((warn_unused_result));
+/*
+ * The job that says where the entry at staging stands: its newest job if that
+ * is pending, reserved or error; -ENOENT when there is none (or it succeeded:
+ * what is there now is another entry).
+ */
+int sfs_index_job_of(struct sfs_index *ix, const char *staging, struct sfs_job *j)
+	__attribute__((warn_unused_result));
+/*
+ * Record the intent before anything moves (step "moving": canonical,
+ * addressing, metadata, receipt, and a directory's files, j->files), in one
+ * transaction.  j->id 0: a new reserved job row (sets j->id).  Durable.
  */
 int sfs_index_job_begin(struct sfs_index *ix, struct sfs_job *j)
 	__attribute__((warn_unused_result));
@@ -95,11 +131,11 @@ int sfs_index_job_retarget(struct sfs_index *ix, struct sfs_job *j, const char *
 /*
  * The entry is at its canonical key: in one transaction insert the object
  * row (kept if it exists: dedup) and its files' rows, the receipt (dedup flag
- * set when dedup), and delete the job.  Idempotent.
+ * set when dedup), and end the job as success.  Idempotent.
  */
 int sfs_index_job_finish(struct sfs_index *ix, const struct sfs_job *j, int dedup)
 	__attribute__((warn_unused_result));
-/* Record that the canonical object is complete (state "copied"); durable on return. */
+/* Record that the canonical object is complete (step "copied"); durable on return. */
 int sfs_index_job_copied(struct sfs_index *ix, struct sfs_job *j)
 	__attribute__((warn_unused_result));
 /*
@@ -116,10 +152,42 @@ int sfs_index_job_sidecar(struct sfs_index *ix, const struct sfs_job *j, char **
  */
 int sfs_index_import_object(struct sfs_index *ix, const char *key, const char *record)
 	__attribute__((warn_unused_result));
-/* Forget the job (nothing moved). */
+/* The intent is void (nothing moved): step, key and files cleared; the status stays. */
 int sfs_index_job_abort(struct sfs_index *ix, int64_t id) __attribute__((warn_unused_result));
-/* Call cb for every job in flight (recovery).  cb's return stops the walk and is returned. */
+/* End the job as error with errno err (positive) and reason. */
+int sfs_index_job_fail(struct sfs_index *ix, int64_t id, int err, const char *reason)
+	__attribute__((warn_unused_result));
+/* Bytes digested or copied so far (what `stagefs jobs` and the status show). */
+int sfs_index_job_progress(struct sfs_index *ix, int64_t id, uint64_t done, uint64_t total)
+	__attribute__((warn_unused_result));
+/*
+ * At mount, after recovery: every job still reserved (a run that ended with
+ * the daemon) is pending again, to run from the start; a job with no VALUE
+ * (queued before schema 5) ends as error instead.  *n: how many resume.
+ */
+int sfs_index_jobs_resume(struct sfs_index *ix, int64_t *n) __attribute__((warn_unused_result));
+/* Failed jobs pending again (`stagefs jobs --retry`); *n: how many. */
+int sfs_index_jobs_retry(struct sfs_index *ix, int64_t *n) __attribute__((warn_unused_result));
+/*
+ * Call cb for every job whose promotion is under way (reserved with a step:
+ * recovery).  cb's return stops the walk and is returned.
+ */
 int sfs_index_jobs(struct sfs_index *ix, int (*cb)(void *arg, struct sfs_job *j), void *arg);
+/*
+ * Every job with status (NULL: any), newest first, at most limit (0: all):
+ * cb(job); non-zero stops and is returned.  "error" lists only failures
+ * that are their entry's newest job (a later commit of it supersedes them).
+ */
+int sfs_index_jobs_list(struct sfs_index *ix, const char *status, int limit,
+			int (*cb)(void *arg, struct sfs_job *j), void *arg)
+	__attribute__((warn_unused_result));
+/* How many jobs have each status (errors as listed above), and the bytes of the running ones. */
+struct sfs_job_counts {
+	int64_t pending, reserved, success, error;
+	uint64_t bytes_done, bytes_total;
+};
+int sfs_index_jobs_count(struct sfs_index *ix, struct sfs_job_counts *out)
+	__attribute__((warn_unused_result));
 
 /* Canonical objects. */
 int sfs_index_object_metadata(struct sfs_index *ix, const char *path, char **json)

@@ -183,6 +183,22 @@ mount_fs() {
 	}
 }
 
+# await_jobs [INDEX]: wait (15 s at most) until the index has no commit job
+# queued or running (a remount resumes the jobs a killed daemon left)
+await_jobs() {
+	$PY - "${1:-$INDEX}" <<'PYEOF'
+import sqlite3, sys, time
+db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=5)
+for _ in range(300):
+    n = db.execute("SELECT count(*) FROM jobs WHERE status IN ('pending','reserved')").fetchone()[0]
+    if n == 0:
+        sys.exit(0)
+    time.sleep(0.05)
+print("await_jobs: %d job(s) still queued or running after 15 s" % n, file=sys.stderr)
+sys.exit(1)
+PYEOF
+}
+
 # Reap the daemon within a deadline; SIGKILL it when it hangs.  Sets REAP_RC.
 _reap_daemon() {
 	local pid=$1 deadline=$((SECONDS + 15)) rc=0

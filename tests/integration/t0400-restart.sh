@@ -129,6 +129,7 @@ for delay in 0 0.08 0.3; do
 	kill_daemon
 	acked=$(cat "$T/commit$n.out")
 	mount_fs || exit 1
+	check "killed after ${delay}s: the remount resumes the job and it ends" await_jobs
 	canon=$MNT/_schema/lab/Sess/run=$name/bulk_crashTOK.zarr
 	staged=0 committed=0
 	[ -d "$Z" ] && staged=1

@@ -34,7 +34,8 @@ for path, meta in sqlite3.connect(db).execute("SELECT path, metadata FROM object
         bad.append(path + ": missing")
     elif hashlib.md5(open(p, "rb").read()).hexdigest() != m.get("md5"):
         bad.append(path + ": other bytes")
-for (n,) in sqlite3.connect(db).execute("SELECT count(*) FROM commit_jobs"):
+for (n,) in sqlite3.connect(db).execute(
+        "SELECT count(*) FROM jobs WHERE status IN ('pending','reserved')"):
     if n:
         bad.append("%d commit jobs left" % n)
 print("\n".join(bad) if bad else "ok")
@@ -59,6 +60,7 @@ for point in $POINTS; do
 	check "killed at $point during a hash commit (setxattr: $out)" test "$out" != OK
 	kill_daemon
 	mount_fs || exit 1
+	check "$point, hash: the remount resumes the job and it ends" await_jobs
 	hkey=_hash/lab/$(b32 "$T/$f.ref")
 	if [ -e "$D/$f" ]; then
 		check "$point, hash: not committed: the staged file is intact" cmp "$T/$f.ref" "$D/$f"
@@ -82,6 +84,7 @@ for point in $POINTS; do
 	check "killed at $point during a schema commit (setxattr: $out)" test "$out" != OK
 	kill_daemon
 	mount_fs || exit 1
+	check "$point, tree: the remount resumes the job and it ends" await_jobs
 	skey=_schema/lab/Crash/p=$point/raw_crashTOK
 	if [ -d "$D/$d" ]; then
 		check_eq "$point, tree: not committed: the staged tree is intact" "$(cat "$T/$d.ref")" \

@@ -171,6 +171,91 @@ static void test_metadata_schema_dir_and_hash(void **state)
 	free(m);
 }
 
+/* The queue: pending -> reserved -> success | error; one live job per entry; retry; resume. */
+static void test_job_queue(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_job j, k;
+	struct sfs_job_counts n;
+	int64_t a = 0, b = 0, c = 0, moved = 0;
+
+	assert_int_equal(sfs_index_job_queue(f->ix, "lab/S/a", "hash", &a), 0);
+	assert_int_equal(sfs_index_job_queue(f->ix, "lab/S/a", "hash", &b), -EBUSY);
+	assert_int_equal(sfs_index_job_queue(f->ix, "lab/S/b", "{\"field\":\"x\"}", &b), 0);
+	assert_true(a > 0 && b > a);
+	assert_int_equal(sfs_index_job_of(f->ix, "lab/S/a", &j), 0);
+	assert_string_equal(j.status, "pending");
+	sfs_job_release(&j);
+	assert_int_equal(sfs_index_job_of(f->ix, "lab/S/none", &j), -ENOENT);
+
+	/* the oldest first; reserving counts the attempt */
+	assert_int_equal(sfs_index_job_reserve(f->ix, &j), 0);
+	assert_int_equal(j.id, a);
+	assert_string_equal(j.status, "reserved");
+	assert_string_equal(j.value, "hash");
+	assert_int_equal(j.attempts, 1);
+	assert_int_equal(sfs_index_job_reserve(f->ix, &k), 0);
+	assert_int_equal(k.id, b);
+	sfs_job_release(&k);
+	struct sfs_job none;
+	assert_int_equal(sfs_index_job_reserve(f->ix, &none), -ENOENT);
+	assert_int_equal(sfs_index_job_progress(f->ix, a, 10, 40), 0);
+	assert_int_equal(sfs_index_jobs_count(f->ix, &n), 0);
+	assert_int_equal(n.reserved, 2);
+	assert_int_equal(n.bytes_done, 10);
+	assert_int_equal(n.bytes_total, 40);
+
+	/* b fails; its reason stays with the entry */
+	assert_int_equal(sfs_index_job_fail(f->ix, b, EBUSY, "x is open for writing"), 0);
+	assert_int_equal(sfs_index_job_of(f->ix, "lab/S/b", &k), 0);
+	assert_string_equal(k.status, "error");
+	assert_int_equal(k.err, EBUSY);
+	assert_string_equal(k.error, "x is open for writing");
+	sfs_job_release(&k);
+
+	/* a's daemon dies with a reserved: the next mount queues it again */
+	assert_int_equal(sfs_index_jobs_resume(f->ix, &moved), 0);
+	assert_int_equal(moved, 1);
+	assert_int_equal(sfs_index_job_of(f->ix, "lab/S/a", &k), 0);
+	assert_string_equal(k.status, "pending");
+	sfs_job_release(&k);
+	sfs_job_release(&j);
+	assert_int_equal(sfs_index_job_reserve(f->ix, &j), 0);
+	assert_int_equal(j.id, a);
+	assert_int_equal(j.attempts, 2);
+	j.canonical = strdup("_hash/lab/aa");
+	j.addressing = strdup("hash");
+	j.metadata = strdup("{\"size\":1}");
+	j.receipt_dir = strdup("lab/S");
+	j.receipt_name = strdup("a.json");
+	assert_int_equal(sfs_index_job_begin(f->ix, &j), 0);
+	assert_int_equal(j.id, a); /* the queued row, not a new one */
+	assert_int_equal(sfs_index_job_finish(f->ix, &j, 0), 0);
+	sfs_job_release(&j);
+	/* success: the entry has no job any more (what is there now is another entry) */
+	assert_int_equal(sfs_index_job_of(f->ix, "lab/S/a", &j), -ENOENT);
+	assert_int_equal(sfs_index_job_get(f->ix, a, &j), 0);
+	assert_string_equal(j.status, "success");
+	assert_string_equal(j.canonical, "_hash/lab/aa");
+	assert_non_null(j.finished);
+	sfs_job_release(&j);
+
+	/* retry: the failed job is pending again, once */
+	assert_int_equal(sfs_index_jobs_retry(f->ix, &moved), 0);
+	assert_int_equal(moved, 1);
+	assert_int_equal(sfs_index_jobs_retry(f->ix, &moved), 0);
+	assert_int_equal(moved, 0);
+	/* a later commit of an entry supersedes its old failure in the counts */
+	assert_int_equal(sfs_index_job_reserve(f->ix, &j), 0);
+	assert_int_equal(sfs_index_job_fail(f->ix, j.id, EIO, "store down"), 0);
+	sfs_job_release(&j);
+	assert_int_equal(sfs_index_job_queue(f->ix, "lab/S/b", "hash", &c), 0);
+	assert_int_equal(sfs_index_jobs_count(f->ix, &n), 0);
+	assert_int_equal(n.error, 0);
+	assert_int_equal(n.pending, 1);
+	assert_int_equal(n.success, 1);
+}
+
 static void test_job_finish_records_object_and_receipt(void **state)
 {
 	struct fx *f = *state;
@@ -432,6 +517,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_abort_and_retarget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_receipts_list_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_staged_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_staged_xattrs, setup, teardown),
 		cmocka_unit_test(test_commit_value_build),
 	};

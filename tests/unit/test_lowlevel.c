@@ -158,7 +158,7 @@ static int setup(void **state)
 	snprintf(p, sizeof(p), "%s/index.db", f->dir);
 	f->cfg.index = strdup(p);
 	if (sfs_backend_file_open(&f->cfg, &f->be) || sfs_index_open(f->cfg.index, &f->ix) ||
-	    sfs_fs_init(&f->fs, &f->cfg, f->be, f->ix))
+	    sfs_fs_init(&f->fs, &f->cfg, f->be, f->ix) || sfs_jobs_start(&f->fs))
 		return -1;
 	the_fs = &f->fs;
 	fail_replies = 0;
@@ -173,6 +173,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 	char cmd[128];
 
+	sfs_jobs_stop(&f->fs);
 	sfs_fs_release(&f->fs);
 	sfs_index_close(f->ix);
 	sfs_backend_free(f->be);

@@ -1,0 +1,57 @@
+/*
+ * fs/commit_walk.h - the entry a commit takes (fs/commit_walk.c): its files
+ * and directories walked without following symlinks, claimed against
+ * writers, given their own copies where hard links are shared, and digested.
+ * For fs/commit.c only.
+ */
+#ifndef SFS_FS_COMMIT_WALK_H
+#define SFS_FS_COMMIT_WALK_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "fs/fs.h"
+
+struct centry {
+	char *rel; /* path inside the entry ("" for a single file) */
+	dev_t dev;
+	ino_t ino;
+	uint64_t size;
+	int is_dir;
+	int shared; /* had other hard links when walked: gets its own copy */
+	char md5[33];
+};
+
+struct walk {
+	struct centry *v;
+	size_t n, cap;
+	uint64_t bytes;
+	size_t files;
+	char reason[400];
+};
+
+void sfs_cw_release(struct walk *w);
+/* One entry (rel inside the entry, "" for a single file) with its lstat. */
+int sfs_cw_add(struct walk *w, const char *rel, const struct stat *st)
+	__attribute__((warn_unused_result));
+/* A file with other hard links gets a copy of its own under the same name. */
+int sfs_cw_unshare(int dirfd, const char *name, const struct stat *st)
+	__attribute__((warn_unused_result));
+/* Every entry below dirfd: -EINVAL (w->reason says why) for a symlink or a special file. */
+int sfs_cw_tree(struct walk *w, int dirfd, const char *prefix, int depth)
+	__attribute__((warn_unused_result));
+/* e's MD5 (from the writes when known, else by reading); progress in *done of total. */
+int sfs_cw_digest(struct sfs_fs *fs, struct sfs_stg *in, const char *entry_rel, int efd, int rootfd,
+		  struct centry *e, uint64_t *done, uint64_t total)
+	__attribute__((warn_unused_result));
+/* Mark (committing = v) every table inode of the walk; -EBUSY (who names it) if one is written. */
+int sfs_cw_mark(struct sfs_fs *fs, struct sfs_stg *entry, struct walk *w, int v, char *who,
+		size_t wholen);
+/* The table's staging inode of a walked entry (on the staging device), or NULL; fs->lock held. */
+struct sfs_stg *sfs_cw_find_locked(struct sfs_fs *fs, const struct centry *e);
+/* The walk's inodes are committed: the gone view. */
+void sfs_cw_gone(struct sfs_fs *fs, struct sfs_stg *entry, struct walk *w);
+/* The DANDI zarr checksum of the walked tree. */
+int sfs_cw_checksum(struct walk *w, char *out, size_t outlen) __attribute__((warn_unused_result));
+
+#endif
