@@ -79,13 +79,30 @@ int sfs_index_job_queue(struct sfs_index *ix, const char *staging, const char *v
 {
 	int rc;
 
+	sqlite3_stmt *st = NULL;
+	int busy = 0;
+
 	pthread_mutex_lock(&ix->lock);
-	rc = ix_run_bound(ix, "INSERT INTO jobs(staging,value) VALUES(?1,?2)", 2,
-			  (const char *const[]){staging, value});
-	if (rc == -EEXIST)
-		rc = -EBUSY; /* jobs_active: one pending or running job per entry */
+	rc = ix_exec(ix, "BEGIN IMMEDIATE");
+	if (rc)
+		goto out;
+	/* one pending or running job per entry (jobs_active): asked first, so no error is logged */
+	rc = ix_prep(ix, &st,
+		     "SELECT 1 FROM jobs WHERE staging=?1 AND status IN ('pending','reserved')");
+	if (!rc) {
+		ix_bind_text(st, 1, staging);
+		busy = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	if (!rc && busy)
+		rc = -EBUSY;
+	if (!rc)
+		rc = ix_run_bound(ix, "INSERT INTO jobs(staging,value) VALUES(?1,?2)", 2,
+				  (const char *const[]){staging, value});
 	if (!rc)
 		*id = sqlite3_last_insert_rowid(ix->db);
+	rc = ix_tx_end(ix, rc);
+out:
 	pthread_mutex_unlock(&ix->lock);
 	return rc;
 }
