@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/gz.h"
 #include "common/log.h"
 #include "fs/fs.h"
 #include "fs/snapshot.h"
@@ -232,6 +233,28 @@ static int orphan_cb(void *arg, const char *dir, const char *name, const char *o
 	return 0;
 }
 
+/* Part n of record rkey's files into directory object key. */
+static int import_part(struct store *s, const char *rkey, const char *key, int n)
+{
+	char *pkey = NULL;
+	void *gz = NULL, *json = NULL;
+	size_t gzn = 0, jn = 0;
+	int rc = asprintf(&pkey, "%s.parts/%05d.json.gz", rkey, n) < 0 ? -ENOMEM : 0;
+
+	if (!rc)
+		rc = sfs_backend_get_bytes(s->be, pkey, &gz, &gzn, 64u << 20);
+	if (!rc)
+		rc = sfs_gunzip(gz, gzn, 256u << 20, &json, &jn);
+	if (!rc)
+		rc = sfs_index_import_object_files(s->ix, key, json);
+	if (rc)
+		fprintf(stderr, "stagefs: '%s': %s\n", pkey ? pkey : key, strerror(-rc));
+	free(pkey);
+	free(gz);
+	free(json);
+	return rc;
+}
+
 /* Add object key to the index from its record in the store. */
 static int import_record(struct store *s, const char *key)
 {
@@ -249,11 +272,16 @@ static int import_record(struct store *s, const char *key)
 		} else {
 			buf = json;
 			json[n] = '\0';
-			char *fmt = sfs_cli_jget(json, "$.format");
+			char *fmt = sfs_cli_jget(json, "$.format"),
+			     *np = sfs_cli_jget(json, "$.parts");
 			rc = fmt && strcmp(fmt, "stagefs-object") == 0
 				     ? sfs_index_import_object(s->ix, key, json)
 				     : -EINVAL;
+			/* a big directory's files are in parts beside the record */
+			for (long i = 0, n = np ? strtol(np, NULL, 10) : 0; !rc && i < n; i++)
+				rc = import_part(s, rkey, key, (int)i);
 			free(fmt);
+			free(np);
 		}
 	}
 	free(buf);

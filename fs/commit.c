@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "common/fault.h"
+#include "common/gz.h"
 #include "common/log.h"
 
 #define MAX_TOKEN_TRIES	    8
@@ -87,16 +88,21 @@ static int split_rel(struct commit_ctx *c)
  * after it became canonical: after the entry is claimed, give each such file
  * its own copy under the committed name.
  */
-static int unshare_entries(struct commit_ctx *c, int rootfd)
+struct unshare_ctx {
+	struct commit_ctx *c;
+	int rootfd;
+};
+
+static int unshare_one(void *arg, struct centry *e)
 {
-	for (size_t i = 0; i < c->w.n; i++) {
-		struct centry *e = &c->w.v[i];
+	struct unshare_ctx *u = arg;
+	struct commit_ctx *c = u->c;
+	int rootfd = u->rootfd;
+	{
 		struct stat st;
 		const char *base;
 		int dfd, rc;
 
-		if (!e->shared)
-			continue;
 		if (!e->rel[0]) {
 			dfd = openat(c->fs->staging_fd, c->parent_rel,
 				     O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -132,6 +138,7 @@ static int unshare_entries(struct commit_ctx *c, int rootfd)
 			pthread_mutex_unlock(&c->fs->lock);
 			e->dev = st.st_dev;
 			e->ino = st.st_ino;
+			e->dirty = 1;
 			if (!e->rel[0]) {
 				c->efd = openat(dfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 				if (c->efd < 0)
@@ -139,10 +146,15 @@ static int unshare_entries(struct commit_ctx *c, int rootfd)
 			}
 		}
 		close(dfd);
-		if (rc)
-			return rc;
+		return rc;
 	}
-	return 0;
+}
+
+static int unshare_entries(struct commit_ctx *c, int rootfd)
+{
+	struct unshare_ctx u = {c, rootfd};
+
+	return sfs_cw_each(&c->w, SFS_CW_SHARED, unshare_one, &u);
 }
 
 static int build_key(struct commit_ctx *c)
@@ -247,13 +259,44 @@ static void key_release(struct busy_key *me)
  * another host's publish and `stagefs reindex` read instead of the bytes.
  * Kept when it exists (a dedup, or a commit finished twice).
  */
+/* Part n of a record's files: <record>.parts/NNNNN.json.gz (kept when it exists). */
+static int record_part(struct sfs_backend *be, const char *rkey, int n, const char *json)
+{
+	char *key = NULL;
+	void *gz = NULL;
+	size_t gzn = 0;
+	int rc = asprintf(&key, "%s.parts/%05d.json.gz", rkey, n) < 0 ? -ENOMEM : 0;
+
+	if (!rc)
+		rc = sfs_gzip(json, strlen(json), &gz, &gzn);
+	if (!rc)
+		rc = sfs_backend_put_bytes(be, key, gz, gzn, SFS_NOREPLACE);
+	free(gz);
+	free(key);
+	return rc == -EEXIST ? 0 : rc;
+}
+
 int sfs_commit_record(struct sfs_backend *be, struct sfs_index *ix, const struct sfs_job *j)
 {
-	char *json = NULL, *key = NULL;
-	int rc = sfs_index_job_sidecar(ix, j, &json);
+	char *json = NULL, *key = NULL, *after = NULL;
+	int64_t nfiles = 0;
+	int parts = 0;
+	int rc = sfs_index_job_file_count(ix, j->id, &nfiles);
 
 	if (!rc && asprintf(&key, "%s/%s.json", SFS_OBJECT_RECORDS, j->canonical) < 0)
 		rc = -ENOMEM;
+	/* a big directory's files go in gzip'd parts, written before the record names them */
+	while (!rc && nfiles > SFS_RECORD_INLINE_FILES) {
+		char *part = NULL;
+		rc = sfs_index_job_files_part(ix, j->id, &after, SFS_RECORD_PART_FILES, &part);
+		if (rc || !part)
+			break;
+		rc = record_part(be, key, parts, part);
+		free(part);
+		parts++;
+	}
+	if (!rc)
+		rc = sfs_index_job_sidecar(ix, j, parts, nfiles, &json);
 	if (!rc)
 		rc = sfs_backend_put_bytes(be, key, json, strlen(json), SFS_NOREPLACE);
 	if (rc == -EEXIST)
@@ -261,6 +304,7 @@ int sfs_commit_record(struct sfs_backend *be, struct sfs_index *ix, const struct
 	if (rc)
 		sfs_log(LOG_ERR, "cannot write the record of '%s': %s", j->canonical,
 			strerror(-rc));
+	free(after);
 	free(json);
 	free(key);
 	return rc;
@@ -335,13 +379,85 @@ static void notify_parent(struct commit_ctx *c, struct sfs_stg *parent)
 	sfs_inode_put(c->fs, &parent->base);
 }
 
+/* Step 3 for one file: its MD5 (kept for a single file), the job row told how far. */
+struct digest_ctx {
+	struct commit_ctx *c;
+	int64_t job;
+	int rootfd;
+	uint64_t *done;
+	struct timespec last;
+};
+
+static int digest_one(void *arg, struct centry *e)
+{
+	struct digest_ctx *d = arg;
+	struct commit_ctx *c = d->c;
+	int rc = sfs_cw_digest(c->fs, c->in, c->rel, c->efd, d->rootfd, e, d->done, c->w.bytes);
+
+	if (rc)
+		return rc;
+	e->dirty = 1;
+	if (!e->rel[0])
+		memcpy(c->md5, e->md5, sizeof(c->md5));
+	job_progress(c->fs, d->job, *d->done, c->w.bytes, &d->last);
+	return 0;
+}
+
+/* The walk's files into the job's rows, a batch at a time. */
+struct files_ctx {
+	struct commit_ctx *c;
+	int64_t job;
+	struct sfs_job_file v[1024];
+	char *rels[1024];
+	size_t n;
+};
+
+static int files_flush(struct files_ctx *f)
+{
+	int rc = f->n ? sfs_index_job_add_files(f->c->fs->ix, f->job, f->v, f->n) : 0;
+
+	for (size_t i = 0; i < f->n; i++)
+		free(f->rels[i]);
+	f->n = 0;
+	return rc;
+}
+
+static int files_one(void *arg, struct centry *e)
+{
+	struct files_ctx *f = arg;
+	size_t rl = strlen(e->rel);
+	char *both = malloc(rl + 1 + 33); /* rel, then the md5: they live as long as the batch */
+
+	if (!both)
+		return -ENOMEM;
+	memcpy(both, e->rel, rl + 1);
+	memcpy(both + rl + 1, e->md5, 33);
+	f->rels[f->n] = both;
+	f->v[f->n] = (struct sfs_job_file){both, e->size, both + rl + 1};
+	return ++f->n == sizeof(f->v) / sizeof(f->v[0]) ? files_flush(f) : 0;
+}
+
+static int record_files(struct commit_ctx *c, int64_t job)
+{
+	struct files_ctx *f = calloc(1, sizeof(*f));
+	int rc;
+
+	if (!f)
+		return -ENOMEM;
+	f->c = c;
+	f->job = job;
+	rc = sfs_cw_each(&c->w, SFS_CW_FILES, files_one, f);
+	int frc = files_flush(f);
+	free(f);
+	return rc ? rc : frc;
+}
+
 int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, int64_t job_id, const char *value, size_t len,
 	       char *reason, size_t rlen)
 {
 	struct commit_ctx *c = calloc(1, sizeof(*c));
 	struct sfs_job job = {0};
 	struct sfs_stg *parent = NULL;
-	struct sfs_job_file *jfiles = NULL;
 	char *meta = NULL, who[300] = "";
 	struct stat st;
 	int rc, marked = 0, dedup = 0, rootfd = -1;
@@ -351,6 +467,11 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, int64_t job_id, const char
 	c->fs = fs;
 	c->in = in;
 	c->efd = -1;
+	rc = sfs_cw_open(&c->w);
+	if (rc) {
+		free(c);
+		return rc;
+	}
 	if (sfs_inode_view(&in->base) != &sfs_view_staging) {
 		rc = -ENOENT;
 		goto out;
@@ -385,7 +506,7 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, int64_t job_id, const char
 			rc = rootfd;
 			goto out;
 		}
-		rc = sfs_cw_tree(&c->w, rootfd, "", 0);
+		rc = sfs_cw_tree(&c->w, rootfd, "", 0, 0);
 		if (rc == -EINVAL)
 			snprintf(c->reason, sizeof(c->reason), "%s", c->w.reason);
 	} else {
@@ -398,8 +519,10 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, int64_t job_id, const char
 			rc = -EMLINK;
 			goto out;
 		}
-		rc = sfs_cw_add(&c->w, "", &st);
+		rc = sfs_cw_add(&c->w, 0, c->name, "", &st, 0, NULL);
 	}
+	if (!rc)
+		rc = sfs_cw_done(&c->w);
 	if (rc)
 		goto out;
 	/*
@@ -424,22 +547,15 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, int64_t job_id, const char
 	uint64_t done = 0;
 	sfs_stg_set_status(in, "committing 0/%llu", (unsigned long long)c->w.bytes);
 	job_progress(fs, job_id, 0, c->w.bytes, NULL);
-	struct timespec last;
-	clock_gettime(CLOCK_MONOTONIC, &last);
-	for (size_t i = 0; !rc && i < c->w.n; i++)
-		if (!c->w.v[i].is_dir) {
-			rc = sfs_cw_digest(fs, in, c->rel, c->efd, rootfd, &c->w.v[i], &done,
-					   c->w.bytes);
-			job_progress(fs, job_id, done, c->w.bytes, &last);
-		}
+	struct digest_ctx d = {.c = c, .job = job_id, .rootfd = rootfd, .done = &done};
+	clock_gettime(CLOCK_MONOTONIC, &d.last);
+	rc = sfs_cw_each(&c->w, SFS_CW_FILES, digest_one, &d);
 	if (rc)
 		goto out;
-	if (c->is_dir) {
+	if (c->is_dir)
 		rc = sfs_cw_checksum(&c->w, c->checksum, sizeof(c->checksum));
-	} else {
-		memcpy(c->md5, c->w.v[0].md5, sizeof(c->md5));
-		rc = sfs_hash_from_md5hex(c->md5, c->hash);
-	}
+	else
+		rc = sfs_hash_from_md5hex(c->md5, c->hash); /* digest_one kept the file's */
 	if (rc)
 		goto out;
 	/* step 4: where it goes, what the receipt says */
@@ -464,20 +580,10 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, int64_t job_id, const char
 		rc = -ENOMEM;
 		goto out;
 	}
-	/* a directory's files, with their digests: snapshots list each of them */
-	if (c->is_dir && c->w.files) {
-		jfiles = calloc(c->w.files, sizeof(*jfiles));
-		if (!jfiles) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		for (size_t i = 0; i < c->w.n; i++)
-			if (!c->w.v[i].is_dir)
-				jfiles[job.nfiles++] = (struct sfs_job_file){
-					c->w.v[i].rel, c->w.v[i].size, c->w.v[i].md5};
-		job.files = jfiles;
-	}
 	rc = sfs_index_job_begin(fs->ix, &job);
+	/* a directory's files, with their digests (snapshots list each), before anything moves */
+	if (!rc && c->is_dir && c->w.files)
+		rc = record_files(c, job.id);
 	if (rc)
 		goto out;
 	/* step 6: move (fault points: a test kills the daemon between the steps) */
@@ -552,7 +658,7 @@ out:
 	if (c->efd >= 0)
 		close(c->efd);
 	free(meta);
-	free(jfiles);
+
 	sfs_job_release(&job);
 	sfs_commit_spec_release(&c->spec);
 	sfs_cw_release(&c->w);

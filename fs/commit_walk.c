@@ -5,6 +5,8 @@
 #include "fs/staging.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
 #include <fcntl.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -18,38 +20,183 @@
 #include "common/fault.h"
 #include "common/log.h"
 
-void sfs_cw_release(struct walk *w)
+#define CW_BATCH 4096
+
+static int cw_err(struct walk *w, int rc, const char *what)
 {
-	for (size_t i = 0; i < w->n; i++)
-		free(w->v[i].rel);
-	free(w->v);
+	if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
+		return 0;
+	return sfs_err(rc == SQLITE_FULL    ? -ENOSPC
+		       : rc == SQLITE_NOMEM ? -ENOMEM
+					    : -EIO,
+		       "commit: the walk's scratch database: %s: %s", what,
+		       w->db ? sqlite3_errmsg(w->db) : sqlite3_errstr(rc));
 }
 
-int sfs_cw_add(struct walk *w, const char *rel, const struct stat *st)
+int sfs_cw_open(struct walk *w)
 {
-	if (w->n == w->cap) {
-		size_t ncap = w->cap ? w->cap * 2 : 64;
-		struct centry *nv = realloc(w->v, ncap * sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		w->v = nv;
-		w->cap = ncap;
+	int rc;
+
+	memset(w, 0, sizeof(*w));
+	/* "": a private temporary database on disk, deleted at close */
+	rc = sqlite3_open_v2("", &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(w->db,
+				  "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+				  "PRAGMA cache_size=-1024; PRAGMA temp_store=FILE;"
+				  "CREATE TABLE e(id INTEGER PRIMARY KEY, parent INTEGER NOT NULL,"
+				  " name TEXT NOT NULL, rel TEXT NOT NULL, is_dir INTEGER NOT NULL,"
+				  " size INTEGER NOT NULL, dev INTEGER, ino INTEGER,"
+				  " shared INTEGER NOT NULL, md5 TEXT); BEGIN",
+				  NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(w->db,
+					"INSERT INTO e(parent,name,rel,is_dir,size,dev,ino,shared) "
+					"VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+					-1, &w->ins, NULL);
+	if (rc != SQLITE_OK) {
+		int e = cw_err(w, rc, "create");
+		sfs_cw_release(w);
+		return e;
 	}
-	struct centry *e = &w->v[w->n];
-	memset(e, 0, sizeof(*e));
-	e->rel = strdup(rel);
-	if (!e->rel)
-		return -ENOMEM;
-	e->dev = st->st_dev;
-	e->ino = st->st_ino;
-	e->is_dir = S_ISDIR(st->st_mode);
-	e->size = e->is_dir ? 0 : (uint64_t)st->st_size;
+	return 0;
+}
+
+void sfs_cw_release(struct walk *w)
+{
+	sqlite3_finalize(w->ins);
+	sqlite3_close(w->db);
+	w->ins = NULL;
+	w->db = NULL;
+}
+
+int sfs_cw_add(struct walk *w, int64_t parent, const char *name, const char *rel,
+	       const struct stat *st, int shared, int64_t *id)
+{
+	sqlite3_stmt *s = w->ins;
+	int is_dir = S_ISDIR(st->st_mode);
+	uint64_t size = is_dir ? 0 : (uint64_t)st->st_size;
+
+	sqlite3_reset(s);
+	sqlite3_bind_int64(s, 1, parent);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, rel, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, is_dir);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)size);
+	sqlite3_bind_int64(s, 6, (sqlite3_int64)st->st_dev);
+	sqlite3_bind_int64(s, 7, (sqlite3_int64)st->st_ino);
+	sqlite3_bind_int(s, 8, shared);
+	int rc = cw_err(w, sqlite3_step(s), "add");
+	sqlite3_reset(s);
+	if (rc)
+		return rc;
+	if (id)
+		*id = sqlite3_last_insert_rowid(w->db);
 	w->n++;
-	if (!e->is_dir) {
-		w->bytes += e->size;
+	if (!is_dir) {
+		w->bytes += size;
 		w->files++;
 	}
 	return 0;
+}
+
+int sfs_cw_done(struct walk *w)
+{
+	return cw_err(w,
+		      sqlite3_exec(w->db, "COMMIT; CREATE INDEX e_tree ON e(parent, is_dir, name);",
+				   NULL, NULL, NULL),
+		      "index");
+}
+
+/* Write back the batch's dirty rows. */
+static int cw_write_back(struct walk *w, struct centry *v, size_t n)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = cw_err(w, sqlite3_exec(w->db, "BEGIN", NULL, NULL, NULL), "begin");
+
+	if (!rc)
+		rc = cw_err(w,
+			    sqlite3_prepare_v2(w->db,
+					       "UPDATE e SET dev=?1, ino=?2, md5=?3 WHERE id=?4",
+					       -1, &s, NULL),
+			    "prepare");
+	for (size_t i = 0; !rc && i < n; i++) {
+		if (!v[i].dirty)
+			continue;
+		sqlite3_reset(s);
+		sqlite3_bind_int64(s, 1, (sqlite3_int64)v[i].dev);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)v[i].ino);
+		if (v[i].md5[0])
+			sqlite3_bind_text(s, 3, v[i].md5, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s, 3);
+		sqlite3_bind_int64(s, 4, v[i].id);
+		rc = cw_err(w, sqlite3_step(s), "update");
+	}
+	sqlite3_finalize(s);
+	int erc = cw_err(w, sqlite3_exec(w->db, rc ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL),
+			 "commit");
+	return rc ? rc : erc;
+}
+
+int sfs_cw_each(struct walk *w, int which, int (*cb)(void *arg, struct centry *e), void *arg)
+{
+	static const char *const sql[] = {
+		"SELECT id,rel,dev,ino,size,is_dir,shared,md5 FROM e WHERE id>?1 ORDER BY id "
+		"LIMIT ?2",
+		"SELECT id,rel,dev,ino,size,is_dir,shared,md5 FROM e WHERE id>?1 AND is_dir=0 "
+		"ORDER BY id LIMIT ?2",
+		"SELECT id,rel,dev,ino,size,is_dir,shared,md5 FROM e WHERE id>?1 AND shared=1 "
+		"ORDER BY id LIMIT ?2",
+	};
+	struct centry *v = calloc(CW_BATCH, sizeof(*v));
+	sqlite3_stmt *s = NULL;
+	int64_t last = 0;
+	int rc = v ? 0 : -ENOMEM;
+
+	if (!rc)
+		rc = cw_err(w, sqlite3_prepare_v2(w->db, sql[which], -1, &s, NULL), "prepare");
+	while (!rc) {
+		size_t n = 0;
+		sqlite3_reset(s);
+		sqlite3_bind_int64(s, 1, last);
+		sqlite3_bind_int(s, 2, CW_BATCH);
+		int r;
+		while (n < CW_BATCH && (r = sqlite3_step(s)) == SQLITE_ROW) {
+			struct centry *e = &v[n];
+			const char *md5 = (const char *)sqlite3_column_text(s, 7);
+			memset(e, 0, sizeof(*e));
+			e->id = sqlite3_column_int64(s, 0);
+			e->rel = strdup((const char *)sqlite3_column_text(s, 1));
+			e->dev = (dev_t)sqlite3_column_int64(s, 2);
+			e->ino = (ino_t)sqlite3_column_int64(s, 3);
+			e->size = (uint64_t)sqlite3_column_int64(s, 4);
+			e->is_dir = sqlite3_column_int(s, 5);
+			e->shared = sqlite3_column_int(s, 6);
+			if (md5 && strlen(md5) == 32)
+				memcpy(e->md5, md5, 33);
+			n++;
+			if (!e->rel) {
+				rc = -ENOMEM;
+				break;
+			}
+		}
+		sqlite3_reset(s);
+		for (size_t i = 0; !rc && i < n; i++)
+			rc = cb(arg, &v[i]);
+		int wrc = n ? cw_write_back(w, v, n) : 0;
+		if (!rc)
+			rc = wrc;
+		if (n)
+			last = v[n - 1].id;
+		for (size_t i = 0; i < n; i++)
+			free(v[i].rel);
+		if (n < CW_BATCH)
+			break;
+	}
+	sqlite3_finalize(s);
+	free(v);
+	return rc;
 }
 
 /*
@@ -95,7 +242,7 @@ out:
 	return rc;
 }
 
-int sfs_cw_tree(struct walk *w, int dirfd, const char *prefix, int depth)
+int sfs_cw_tree(struct walk *w, int dirfd, const char *prefix, int64_t parent, int depth)
 {
 	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d;
@@ -113,6 +260,7 @@ int sfs_cw_tree(struct walk *w, int dirfd, const char *prefix, int depth)
 	while (!rc && (de = readdir(d)) != NULL) {
 		struct stat st;
 		char *rel = NULL;
+		int64_t id = 0;
 
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
@@ -123,14 +271,12 @@ int sfs_cw_tree(struct walk *w, int dirfd, const char *prefix, int depth)
 		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			rc = -errno;
 		} else if (S_ISREG(st.st_mode)) {
-			rc = sfs_cw_add(w, rel, &st);
-			if (!rc && st.st_nlink > 1)
-				w->v[w->n - 1].shared = 1;
+			rc = sfs_cw_add(w, parent, de->d_name, rel, &st, st.st_nlink > 1, NULL);
 		} else if (S_ISDIR(st.st_mode)) {
 			if (depth > 256) {
 				rc = -ELOOP;
 			} else {
-				rc = sfs_cw_add(w, rel, &st);
+				rc = sfs_cw_add(w, parent, de->d_name, rel, &st, 0, &id);
 				int sub =
 					rc ? -1
 					   : openat(fd, de->d_name,
@@ -138,7 +284,7 @@ int sfs_cw_tree(struct walk *w, int dirfd, const char *prefix, int depth)
 				if (!rc && sub < 0)
 					rc = -errno;
 				if (!rc) {
-					rc = sfs_cw_tree(w, sub, rel, depth + 1);
+					rc = sfs_cw_tree(w, sub, rel, id, depth + 1);
 					close(sub);
 				}
 			}
@@ -268,10 +414,55 @@ out:
 	return rc;
 }
 
-/* Mark (committing = v) every table inode of the walked tree; -EBUSY if one is open for writing. */
+struct mark_ctx {
+	struct sfs_fs *fs;
+	int v;
+	char *who;
+	size_t wholen;
+};
+
+/*
+ * Each inode is checked and marked under fs->lock: a writer that opens a file
+ * after its mark is refused (it sees committing), one that opened it before
+ * is found here.
+ */
+static int mark_cb(void *arg, struct centry *e)
+{
+	struct mark_ctx *m = arg;
+	struct sfs_stg *in = sfs_cw_find_locked(m->fs, e);
+
+	if (!in)
+		return 0;
+	if (m->v && in->writers > 0) {
+		snprintf(m->who, m->wholen, "'%s'", e->rel);
+		return -EBUSY;
+	}
+	in->committing = m->v;
+	return 0;
+}
+
+/* cb for each entry under fs->lock (never held across sfs_cw_each's reads). */
+struct locked_ctx {
+	struct sfs_fs *fs;
+	int (*cb)(void *arg, struct centry *e);
+	void *arg;
+};
+
+static int locked_cb(void *arg, struct centry *e)
+{
+	struct locked_ctx *l = arg;
+
+	pthread_mutex_lock(&l->fs->lock);
+	int rc = l->cb(l->arg, e);
+	pthread_mutex_unlock(&l->fs->lock);
+	return rc;
+}
+
 int sfs_cw_mark(struct sfs_fs *fs, struct sfs_stg *entry, struct walk *w, int v, char *who,
 		size_t wholen)
 {
+	struct mark_ctx m = {fs, v, who, wholen};
+	struct locked_ctx l = {fs, mark_cb, &m};
 	int rc = 0;
 
 	pthread_mutex_lock(&fs->lock);
@@ -281,50 +472,108 @@ int sfs_cw_mark(struct sfs_fs *fs, struct sfs_stg *entry, struct walk *w, int v,
 	}
 	if (!rc && v && sfs_inode_view(&entry->base) != &sfs_view_staging)
 		rc = -ENOENT; /* committed meanwhile */
-	for (size_t i = 0; !rc && v && i < w->n; i++) {
-		struct sfs_stg *in = sfs_cw_find_locked(fs, &w->v[i]);
-		if (in && in->writers > 0) {
-			rc = -EBUSY;
-			snprintf(who, wholen, "'%s'", w->v[i].rel);
-		}
-	}
-	if (!rc) {
+	if (!rc)
 		entry->committing = v;
-		for (size_t i = 0; i < w->n; i++) {
-			struct sfs_stg *in = sfs_cw_find_locked(fs, &w->v[i]);
-			if (in)
-				in->committing = v;
-		}
-	}
 	pthread_mutex_unlock(&fs->lock);
+	if (rc)
+		return rc;
+	rc = sfs_cw_each(w, SFS_CW_ALL, locked_cb, &l);
+	if (rc && v) {
+		/* a file is being written: take back what was marked */
+		char ignored[8];
+		struct mark_ctx u = {fs, 0, ignored, sizeof(ignored)};
+		struct locked_ctx ul = {fs, mark_cb, &u};
+		if (sfs_cw_each(w, SFS_CW_ALL, locked_cb, &ul) != 0)
+			sfs_log(LOG_WARNING, "commit: cannot unmark every inode it marked");
+		pthread_mutex_lock(&fs->lock);
+		entry->committing = 0;
+		pthread_mutex_unlock(&fs->lock);
+	}
 	return rc;
+}
+
+struct gone_ctx {
+	struct sfs_fs *fs;
+	struct sfs_stg *entry;
+};
+
+static int gone_cb(void *arg, struct centry *e)
+{
+	struct gone_ctx *g = arg;
+	struct sfs_stg *in = sfs_cw_find_locked(g->fs, e);
+
+	if (in && in != g->entry)
+		sfs_stg_gone_locked(g->fs, in);
+	return 0;
 }
 
 /* The entry and everything below it left staging: later ops on their inodes fail ENOENT. */
 void sfs_cw_gone(struct sfs_fs *fs, struct sfs_stg *entry, struct walk *w)
 {
-	pthread_mutex_lock(&fs->lock);
-	for (size_t i = 0; i < w->n; i++) {
-		struct sfs_stg *in = sfs_cw_find_locked(fs, &w->v[i]);
-		if (in && in != entry)
-			sfs_stg_gone_locked(fs, in);
-	}
-	if (entry)
+	struct gone_ctx g = {fs, entry};
+	struct locked_ctx l = {fs, gone_cb, &g};
+
+	if (sfs_cw_each(w, SFS_CW_ALL, locked_cb, &l) != 0)
+		sfs_log(LOG_WARNING, "commit: cannot switch every committed inode to gone");
+	if (entry) {
+		pthread_mutex_lock(&fs->lock);
 		sfs_stg_gone_locked(fs, entry);
-	pthread_mutex_unlock(&fs->lock);
+		pthread_mutex_unlock(&fs->lock);
+	}
 }
 
-/* The zarr checksum of a walked directory (files' md5 already known). */
+/* ---- the zarr checksum, read from the walk one directory at a time ---- */
+
+static int cw_subdirs(void *arg, int64_t dir, int (*cb)(void *, int64_t, const char *), void *a)
+{
+	struct walk *w = arg;
+	sqlite3_stmt *s = NULL;
+	int rc = cw_err(w,
+			sqlite3_prepare_v2(w->db,
+					   "SELECT id, name FROM e WHERE parent=?1 AND is_dir=1 "
+					   "ORDER BY name",
+					   -1, &s, NULL),
+			"prepare");
+	int r = SQLITE_DONE;
+
+	if (!rc)
+		sqlite3_bind_int64(s, 1, dir);
+	while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW)
+		rc = cb(a, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1));
+	if (!rc)
+		rc = cw_err(w, r, "subdirectories");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int cw_files(void *arg, int64_t dir,
+		    int (*cb)(void *, const char *, const char[33], uint64_t), void *a)
+{
+	struct walk *w = arg;
+	sqlite3_stmt *s = NULL;
+	int rc = cw_err(w,
+			sqlite3_prepare_v2(w->db,
+					   "SELECT name, md5, size FROM e WHERE parent=?1 AND "
+					   "is_dir=0 ORDER BY name",
+					   -1, &s, NULL),
+			"prepare");
+	int r = SQLITE_DONE;
+
+	if (!rc)
+		sqlite3_bind_int64(s, 1, dir);
+	while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW)
+		rc = cb(a, (const char *)sqlite3_column_text(s, 0),
+			(const char *)sqlite3_column_text(s, 1),
+			(uint64_t)sqlite3_column_int64(s, 2));
+	if (!rc)
+		rc = cw_err(w, r, "files");
+	sqlite3_finalize(s);
+	return rc;
+}
+
 int sfs_cw_checksum(struct walk *w, char *out, size_t outlen)
 {
-	struct sfs_zarr_checksum *z = NULL;
-	int rc = sfs_zarr_checksum_new(&z);
+	struct sfs_zarr_tree t = {cw_subdirs, cw_files, w};
 
-	for (size_t i = 0; !rc && i < w->n; i++)
-		if (!w->v[i].is_dir)
-			rc = sfs_zarr_checksum_add(z, w->v[i].rel, w->v[i].md5, w->v[i].size);
-	if (!rc)
-		rc = sfs_zarr_checksum_final(z, out, outlen);
-	sfs_zarr_checksum_free(z);
-	return rc;
+	return sfs_zarr_checksum_tree(&t, 0, out, outlen);
 }

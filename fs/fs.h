@@ -236,8 +236,15 @@ int sfs_stg_open(struct sfs_fs *fs, struct sfs_stg *in, int flags)
 /* The staging inode of host inode ino in the table, or NULL (no reference taken). */
 struct sfs_stg *sfs_stg_find_locked(struct sfs_fs *fs, ino_t ino);
 
-/* Where each canonical object's record lives in the store (fs/commit.c). */
-#define SFS_OBJECT_RECORDS ".stagefs/objects"
+/*
+ * Where each canonical object's record lives in the store (fs/commit.c):
+ * <SFS_OBJECT_RECORDS>/<key>.json; a directory of more than
+ * SFS_RECORD_INLINE_FILES files keeps them in <that>.parts/NNNNN.json.gz,
+ * SFS_RECORD_PART_FILES a part.
+ */
+#define SFS_OBJECT_RECORDS	".stagefs/objects"
+#define SFS_RECORD_INLINE_FILES 1000
+#define SFS_RECORD_PART_FILES	10000
 
 /* The MD5 of a staged file computed while it was written: "<hex> <size>" (hidden from users). */
 #define SFS_XATTR_HINT "user.stagefs.md5"

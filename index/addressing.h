@@ -248,4 +248,25 @@ int sfs_zarr_checksum_final(struct sfs_zarr_checksum *z, char *out, size_t outle
 /* Free z and everything it holds.  NULL-safe. */
 void sfs_zarr_checksum_free(struct sfs_zarr_checksum *z);
 
+/*
+ * The same checksum over a tree too big to hold: the caller reads it one
+ * directory at a time (directories by an id of the caller's choosing).
+ * subdirs(arg, dir, cb, cbarg): cb(cbarg, id, name) for each subdirectory
+ * of dir; files(arg, dir, cb, cbarg): cb(cbarg, name, md5hex, size) for each
+ * file directly in dir; both in name order (byte order), each returning
+ * cb's non-zero result.  A directory's subdirectories are read in full
+ * before the next level; its files stream through an MD5: memory grows with
+ * the depth and the widest set of subdirectories, not with the files.
+ */
+struct sfs_zarr_tree {
+	int (*subdirs)(void *arg, int64_t dir, int (*cb)(void *cbarg, int64_t id, const char *name),
+		       void *cbarg);
+	int (*files)(void *arg, int64_t dir,
+		     int (*cb)(void *cbarg, const char *name, const char md5hex[33], uint64_t size),
+		     void *cbarg);
+	void *arg;
+};
+int sfs_zarr_checksum_tree(const struct sfs_zarr_tree *t, int64_t root, char *out, size_t outlen)
+	__attribute__((warn_unused_result));
+
 #endif

@@ -125,6 +125,22 @@ int sfs_index_job_of(struct sfs_index *ix, const char *staging, struct sfs_job *
  */
 int sfs_index_job_begin(struct sfs_index *ix, struct sfs_job *j)
 	__attribute__((warn_unused_result));
+/* More files of the directory a job commits (after job_begin, before the promotion). */
+int sfs_index_job_add_files(struct sfs_index *ix, int64_t id, const struct sfs_job_file *files,
+			    size_t n) __attribute__((warn_unused_result));
+/* How many files the job's directory has. */
+int sfs_index_job_file_count(struct sfs_index *ix, int64_t id, int64_t *n)
+	__attribute__((warn_unused_result));
+/*
+ * The job's files in path order, max at a time: *json the JSON array
+ * [[rel,size,md5],...] of those after *after (NULL to start; replaced by the
+ * last path given, the caller frees it); *json NULL when none are left.
+ */
+int sfs_index_job_files_part(struct sfs_index *ix, int64_t id, char **after, size_t max,
+			     char **json) __attribute__((warn_unused_result));
+/* Add a record part's files ([[rel,size,md5],...]) to directory object key (reindex). */
+int sfs_index_import_object_files(struct sfs_index *ix, const char *key, const char *files)
+	__attribute__((warn_unused_result));
 /* Change the canonical key (schema path collision drew a new token) and the metadata. */
 int sfs_index_job_retarget(struct sfs_index *ix, struct sfs_job *j, const char *canonical,
 			   const char *metadata) __attribute__((warn_unused_result));
@@ -142,10 +158,12 @@ int sfs_index_job_copied(struct sfs_index *ix, struct sfs_job *j)
  * The object's record for the store (.stagefs/objects/<key>.json): its
  * receipt metadata and, for a directory, its files with their MD5s, so that
  * another host's publish and `stagefs reindex` need not read the bytes.
- * JSON {"format":"stagefs-object","version":1,"metadata":{..},"files":[[rel,size,md5]..]}.
+ * JSON {"format":"stagefs-object","version":1,"metadata":{..},"files":[[rel,size,md5]..]};
+ * with parts > 0 the files are left out for parts written beside it
+ * (sfs_index_job_files_part) and the record says "parts":N,"file_count":F.
  */
-int sfs_index_job_sidecar(struct sfs_index *ix, const struct sfs_job *j, char **json)
-	__attribute__((warn_unused_result));
+int sfs_index_job_sidecar(struct sfs_index *ix, const struct sfs_job *j, int parts,
+			  int64_t file_count, char **json) __attribute__((warn_unused_result));
 /*
  * Add an object and its files (and its receipt, from metadata.staging) to the
  * index from such a record (reindex).  Idempotent.

@@ -516,11 +516,21 @@ int sfs_index_jobs_count(struct sfs_index *ix, struct sfs_job_counts *out)
 	return rc;
 }
 
-int sfs_index_job_sidecar(struct sfs_index *ix, const struct sfs_job *j, char **json)
+int sfs_index_job_sidecar(struct sfs_index *ix, const struct sfs_job *j, int parts,
+			  int64_t file_count, char **json)
 {
-	char idbuf[32];
+	char idbuf[32], pbuf[16], nbuf[32];
 
 	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)j->id);
+	if (parts > 0) {
+		snprintf(pbuf, sizeof(pbuf), "%d", parts);
+		snprintf(nbuf, sizeof(nbuf), "%lld", (long long)file_count);
+		return ix_query_text(ix,
+				     "SELECT json_object('format','stagefs-object','version',1,"
+				     "'metadata',json(?1),'parts',CAST(?2 AS INTEGER),"
+				     "'file_count',CAST(?3 AS INTEGER))",
+				     3, (const char *const[]){j->metadata, pbuf, nbuf}, json);
+	}
 	/* receipt metadata, and a directory's files as [rel, size, md5] in path order */
 	return ix_query_text(ix,
 			     "SELECT json_object('format','stagefs-object','version',1,"
@@ -528,4 +538,96 @@ int sfs_index_job_sidecar(struct sfs_index *ix, const struct sfs_job *j, char **
 			     "(SELECT json_group_array(json_array(rel,size,md5)) FROM "
 			     "(SELECT rel,size,md5 FROM job_files WHERE job=?1 ORDER BY rel)))",
 			     2, (const char *const[]){idbuf, j->metadata}, json);
+}
+
+int sfs_index_job_add_files(struct sfs_index *ix, int64_t id, const struct sfs_job_file *files,
+			    size_t n)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&ix->lock);
+	rc = ix_exec(ix, "BEGIN IMMEDIATE");
+	if (rc)
+		goto out;
+	rc = ix_prep(ix, &st, "INSERT INTO job_files(job,rel,size,md5) VALUES(?1,?2,?3,?4)");
+	for (size_t i = 0; !rc && i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, id);
+		ix_bind_text(st, 2, files[i].rel);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)files[i].size);
+		ix_bind_text(st, 4, files[i].md5);
+		rc = ix_xlate(ix, sqlite3_step(st), "record the files of a commit");
+	}
+	sqlite3_finalize(st);
+	rc = ix_tx_end(ix, rc);
+out:
+	pthread_mutex_unlock(&ix->lock);
+	return rc;
+}
+
+int sfs_index_job_file_count(struct sfs_index *ix, int64_t id, int64_t *n)
+{
+	char idbuf[32], *s = NULL;
+	int rc;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)id);
+	rc = ix_query_text(ix, "SELECT count(*) FROM job_files WHERE job=?1", 1,
+			   (const char *const[]){idbuf}, &s);
+	if (!rc)
+		*n = strtoll(s, NULL, 10);
+	free(s);
+	return rc;
+}
+
+int sfs_index_job_files_part(struct sfs_index *ix, int64_t id, char **after, size_t max,
+			     char **json)
+{
+	char idbuf[32], maxbuf[32], *out = NULL, *last = NULL;
+	int rc;
+
+	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)id);
+	snprintf(maxbuf, sizeof(maxbuf), "%zu", max);
+	/* keyset paging on job_files' key (job, rel): each part costs its own rows */
+	rc = ix_query_text(ix,
+			   "SELECT json_object('files',json_group_array(json_array(rel,size,md5)),"
+			   " 'last',max(rel)) FROM (SELECT rel,size,md5 FROM job_files"
+			   " WHERE job=?1 AND rel>?2 ORDER BY rel LIMIT CAST(?3 AS INTEGER))",
+			   3, (const char *const[]){idbuf, *after ? *after : "", maxbuf}, &out);
+	if (rc)
+		return rc;
+	rc = ix_query_text(ix, "SELECT coalesce(json_extract(?1,'$.last'),'')", 1,
+			   (const char *const[]){out}, &last);
+	if (!rc && !last[0]) {
+		free(out);
+		free(last);
+		*json = NULL; /* none left */
+		return 0;
+	}
+	if (!rc)
+		rc = ix_query_text(ix, "SELECT json_extract(?1,'$.files')", 1,
+				   (const char *const[]){out}, json);
+	free(out);
+	if (rc) {
+		free(last);
+		return rc;
+	}
+	free(*after);
+	*after = last;
+	return 0;
+}
+
+int sfs_index_import_object_files(struct sfs_index *ix, const char *key, const char *files)
+{
+	int rc;
+
+	pthread_mutex_lock(&ix->lock);
+	rc = ix_run_bound(ix,
+			  "INSERT OR IGNORE INTO object_files(path,object,size,md5) "
+			  "SELECT ?1||'/'||json_extract(value,'$[0]'), ?1,"
+			  "  json_extract(value,'$[1]'), json_extract(value,'$[2]') "
+			  "FROM json_each(?2) WHERE json_valid(?2)",
+			  2, (const char *const[]){key, files});
+	pthread_mutex_unlock(&ix->lock);
+	return rc;
 }

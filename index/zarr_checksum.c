@@ -295,3 +295,146 @@ void sfs_zarr_checksum_free(struct sfs_zarr_checksum *z)
 	free(z->files);
 	free(z);
 }
+
+/* ---- the same checksum over a tree read directory by directory ---- */
+
+struct zt_sub {
+	int64_t id;
+	char *name;
+};
+
+struct zt_subs {
+	struct zt_sub *v;
+	size_t n, cap;
+};
+
+static int zt_sub_cb(void *arg, int64_t id, const char *name)
+{
+	struct zt_subs *s = arg;
+
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		struct zt_sub *v = realloc(s->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	if (!(s->v[s->n].name = strdup(name)))
+		return -ENOMEM;
+	s->v[s->n++].id = id;
+	return 0;
+}
+
+struct zt_files {
+	struct zc_run *r;
+	struct sfs_md5 *m;
+	struct zbuf one;
+	uint64_t n, total;
+	int any;
+};
+
+static int zt_file_cb(void *arg, const char *name, const char md5hex[33], uint64_t size)
+{
+	struct zt_files *f = arg;
+	int rc;
+
+	if (!md5hex || strlen(md5hex) != 32 || size > INT64_MAX - f->total)
+		return !md5hex || strlen(md5hex) != 32 ? -EINVAL : -EOVERFLOW;
+	f->one.len = 0;
+	rc = zc_entry(f->r, &f->one, md5hex, name, strlen(name), size);
+	if (rc)
+		return rc;
+	/* zc_entry wrote no comma into an empty buffer: the manifest's separator is ours */
+	if (f->any)
+		sfs_md5_update(f->m, ",", 1);
+	sfs_md5_update(f->m, f->one.p, f->one.len);
+	f->any = 1;
+	f->n++;
+	f->total += size;
+	return 0;
+}
+
+static int zt_dir(struct zc_run *r, const struct sfs_zarr_tree *t, int64_t dir, int depth,
+		  char digest[SFS_ZARR_CHECKSUM_MAX], uint64_t *count, uint64_t *size)
+{
+	struct zt_subs subs = {0};
+	struct zbuf dirs = {0};
+	struct sfs_md5 m;
+	struct zt_files f = {.r = r, .m = &m};
+	uint64_t n = 0, total = 0;
+	unsigned char md5[16];
+	char hex[33];
+	int rc = depth > 4096 ? -ELOOP : t->subdirs(t->arg, dir, zt_sub_cb, &subs);
+
+	for (size_t i = 0; !rc && i < subs.n; i++) {
+		char sub[SFS_ZARR_CHECKSUM_MAX];
+		uint64_t c = 0, s = 0;
+		rc = zt_dir(r, t, subs.v[i].id, depth + 1, sub, &c, &s);
+		if (rc || !c)
+			continue; /* a directory without files does not exist for the checksum */
+		if (s > INT64_MAX - total)
+			rc = -EOVERFLOW;
+		else
+			rc = zc_entry(r, &dirs, sub, subs.v[i].name, strlen(subs.v[i].name), s);
+		total += s;
+		n += c;
+	}
+	for (size_t i = 0; i < subs.n; i++)
+		free(subs.v[i].name);
+	free(subs.v);
+	if (!rc)
+		rc = sfs_md5_init(&m);
+	if (rc) {
+		free(dirs.p);
+		return rc;
+	}
+	sfs_md5_update(&m, "{\"directories\":[", 16);
+	if (dirs.len)
+		sfs_md5_update(&m, dirs.p, dirs.len);
+	sfs_md5_update(&m, "],\"files\":[", 11);
+	rc = t->files(t->arg, dir, zt_file_cb, &f);
+	sfs_md5_update(&m, "]}", 2);
+	sfs_md5_final(&m, md5);
+	free(dirs.p);
+	free(f.one.p);
+	if (!rc && f.total > INT64_MAX - total)
+		rc = -EOVERFLOW;
+	if (rc)
+		return rc;
+	n += f.n;
+	total += f.total;
+	sfs_md5_hex(md5, hex);
+	snprintf(digest, SFS_ZARR_CHECKSUM_MAX, "%s-%llu--%llu", hex, (unsigned long long)n,
+		 (unsigned long long)total);
+	*count = n;
+	*size = total;
+	return 0;
+}
+
+int sfs_zarr_checksum_tree(const struct sfs_zarr_tree *t, int64_t root, char *out, size_t outlen)
+{
+	static const char sql[] = "SELECT json_object('digest', ?1, 'name', ?2, 'size', ?3)";
+	struct zc_run r = {NULL};
+	char digest[SFS_ZARR_CHECKSUM_MAX];
+	uint64_t count = 0, size = 0;
+	sqlite3 *db = NULL;
+	int rc = sfs_ad_json_db(&db);
+
+	if (rc)
+		return rc;
+	rc = sqlite3_prepare_v2(db, sql, -1, &r.entry, NULL);
+	if (rc != SQLITE_OK) {
+		rc = sfs_ad_sqlite_errno(rc);
+		goto out;
+	}
+	rc = zt_dir(&r, t, root, 0, digest, &count, &size);
+	if (!rc && strlen(digest) >= outlen)
+		rc = -ERANGE;
+	if (!rc)
+		memcpy(out, digest, strlen(digest) + 1);
+out:
+	sqlite3_finalize(r.entry);
+	sqlite3_close(db);
+	return rc;
+}

@@ -5,7 +5,8 @@
 # (--deep only), a canonical file no commit recorded, an object the index
 # lost (--repair indexes it from its record), a receipt without its object, a
 # snapshot listing a file the store lacks.  reindex rebuilds the index from
-# the store alone and a mount on it serves the same tree, receipts included.
+# the store alone (a big directory's files from its record's parts) and a
+# mount on it serves the same tree, receipts included.
 . "$(dirname "$0")/lib.sh"
 
 D=$S/lab/Fsck
@@ -26,6 +27,15 @@ printf 'some notes\n' >"$D/notes.txt"
 check_eq "commit the HDF5 file" OK "$(commit "$D/rec.h5" '{"field":"raw","key":{"id":1},"token":"fsckTOK1"}')"
 check_eq "commit the zarr tree" OK "$(commit "$D/frames.zarr" '{"field":"frames","key":{"id":1},"token":"fsckTOK2"}')"
 check_eq "commit the notes by hash" OK "$(commit "$D/notes.txt" hash)"
+# a directory of more files than a record holds inline (1000): its record keeps them in parts
+mkdir -p "$D/many"
+$PY -c 'import sys
+for i in range(1200):
+    open("%s/c%04d" % (sys.argv[1], i), "w").write("chunk %d" % i)' "$D/many"
+check_eq "commit a 1200-file directory" OK "$(commit "$D/many" '{"field":"many","key":{"id":1},"token":"fsckTOK3"}')"
+MK=_schema/lab/Fsck/id=1/many_fsckTOK3
+check "its record names one part of files" grep -q '"parts":1,"file_count":1200' "$(sobj ".stagefs/objects/$MK.json")"
+check "and the part is in the store" test -f "$(sobj ".stagefs/objects/$MK.json.parts/00000.json.gz")"
 H5=_schema/lab/Fsck/id=1/raw_fsckTOK1.h5
 ZR=_schema/lab/Fsck/id=1/frames_fsckTOK2.zarr
 HK=$(cd "$MNT" && find _hash -type f | head -n 1)
@@ -41,7 +51,7 @@ fsck() { "$STAGEFS" fsck "$SOURCE" -o "$OPTS" "$@" 2>&1; }
 
 out=$(fsck)
 check_eq "a clean store: fsck exits 0 ($(tail -n 2 <<<"$out"))" 0 $?
-check "it counts what it checked" grep -qE "^3 objects, [0-9]+ indexed files, [0-9]+ files in the store, 3 records: 0 problem" <<<"$out"
+check "it counts what it checked" grep -qE "^4 objects, [0-9]+ indexed files, [0-9]+ files in the store, 4 records: 0 problem" <<<"$out"
 out=$(fsck --deep)
 check_eq "a clean store: fsck --deep exits 0 ($(tail -n 2 <<<"$out"))" 0 $?
 
@@ -116,7 +126,9 @@ mv "$INDEX" "$T/index.orig"
 rm -f "$INDEX-wal" "$INDEX-shm"
 out=$("$STAGEFS" reindex "$SOURCE" -o "$OPTS" 2>&1)
 check_eq "reindex on a lost index exits 0 ($out)" 0 $?
-check "it reports 3 objects, no file without a record" grep -q "reindexed 3 objects into .*; 0 of [0-9]* canonical files have no record" <<<"$out"
+check "it reports 4 objects, no file without a record" grep -q "reindexed 4 objects into .*; 0 of [0-9]* canonical files have no record" <<<"$out"
+check_eq "the 1200 files of the directory came back from its record's part" 1200 \
+	"$($PY -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM object_files WHERE object=?", (sys.argv[2],)).fetchone()[0])' "$INDEX" "$MK")"
 out=$(fsck --deep)
 check_eq "fsck --deep of the rebuilt index is clean ($(tail -n 2 <<<"$out"))" 0 $?
 mount_fs || exit 1

@@ -318,6 +318,123 @@ static char *json_string_bytes(const char *raw, size_t *n)
 	return out;
 }
 
+/* ---- the checksum over a tree read directory by directory ---- */
+
+/* A tree in an in-memory SQLite table, as the commit's walk keeps one on disk. */
+struct ttree {
+	sqlite3 *db;
+	sqlite3_stmt *ins;
+};
+
+static void tt_open(struct ttree *t)
+{
+	assert_int_equal(sqlite3_open(":memory:", &t->db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(t->db,
+			     "CREATE TABLE e(id INTEGER PRIMARY KEY, parent INT, name TEXT,"
+			     " is_dir INT, md5 TEXT, size INT, UNIQUE(parent, name))",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(t->db,
+					    "INSERT INTO e(parent,name,is_dir,md5,size) "
+					    "VALUES(?1,?2,?3,?4,?5) ON CONFLICT(parent,name) DO "
+					    "UPDATE SET parent=parent RETURNING id",
+					    -1, &t->ins, NULL),
+			 SQLITE_OK);
+}
+
+static int64_t tt_node(struct ttree *t, int64_t parent, const char *name, size_t n, int is_dir,
+		       const char *md5, uint64_t size)
+{
+	sqlite3_stmt *st = t->ins;
+	int64_t id = 0;
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	sqlite3_bind_int64(st, 1, parent);
+	sqlite3_bind_text(st, 2, name, (int)n, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 3, is_dir);
+	if (md5)
+		sqlite3_bind_text(st, 4, md5, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)size);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return id;
+}
+
+static void tt_add(struct ttree *t, const char *path, const char *md5, uint64_t size)
+{
+	int64_t dir = 0;
+	const char *p = path, *slash;
+
+	while ((slash = strchr(p, '/')) != NULL) {
+		dir = tt_node(t, dir, p, (size_t)(slash - p), 1, NULL, 0);
+		p = slash + 1;
+	}
+	tt_node(t, dir, p, strlen(p), 0, md5, size);
+}
+
+static int tt_subdirs(void *arg, int64_t dir, int (*cb)(void *, int64_t, const char *), void *a)
+{
+	struct ttree *t = arg;
+	sqlite3_stmt *st;
+	int rc = 0;
+
+	assert_int_equal(sqlite3_prepare_v2(t->db,
+					    "SELECT id, name FROM e WHERE parent=?1 AND is_dir=1 "
+					    "ORDER BY name",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_int64(st, 1, dir);
+	while (!rc && sqlite3_step(st) == SQLITE_ROW)
+		rc = cb(a, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1));
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int tt_files(void *arg, int64_t dir,
+		    int (*cb)(void *, const char *, const char[33], uint64_t), void *a)
+{
+	struct ttree *t = arg;
+	sqlite3_stmt *st;
+	int rc = 0;
+
+	assert_int_equal(sqlite3_prepare_v2(t->db,
+					    "SELECT name, md5, size FROM e WHERE parent=?1 AND "
+					    "is_dir=0 ORDER BY name",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_int64(st, 1, dir);
+	while (!rc && sqlite3_step(st) == SQLITE_ROW)
+		rc = cb(a, (const char *)sqlite3_column_text(st, 0),
+			(const char *)sqlite3_column_text(st, 1),
+			(uint64_t)sqlite3_column_int64(st, 2));
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static void tt_check(struct ttree *t, const char *want)
+{
+	struct sfs_zarr_tree src = {tt_subdirs, tt_files, t};
+	char out[SFS_ZARR_CHECKSUM_MAX];
+
+	assert_int_equal(sfs_zarr_checksum_tree(&src, 0, out, sizeof(out)), 0);
+	assert_string_equal(out, want);
+	sqlite3_finalize(t->ins);
+	sqlite3_close(t->db);
+}
+
+static void tt_add_data(struct ttree *t, const char *path, const void *data, size_t n)
+{
+	unsigned char md5[16];
+	char hex[33];
+
+	md5_of(data, n, md5);
+	sfs_md5_hex(md5, hex);
+	tt_add(t, path, hex, n);
+}
+
 static void test_vectors_zarr(void **state)
 {
 	struct vq q, f;
@@ -329,7 +446,9 @@ static void test_vectors_zarr(void **state)
 	while (sqlite3_step(q.st) == SQLITE_ROW) {
 		struct sfs_zarr_checksum *fwd = NULL, *rev = NULL;
 		char out[SFS_ZARR_CHECKSUM_MAX];
+		struct ttree tt;
 
+		tt_open(&tt);
 		assert_int_equal(sfs_zarr_checksum_new(&fwd), 0);
 		assert_int_equal(sfs_zarr_checksum_new(&rev), 0);
 		/* forward and reverse insertion order must agree */
@@ -344,6 +463,8 @@ static void test_vectors_zarr(void **state)
 				char *data = json_string_bytes(col(f.st, 1), &n);
 
 				zc_add_file(pass ? rev : fwd, col(f.st, 0), data, n);
+				if (!pass)
+					tt_add_data(&tt, col(f.st, 0), data, n);
 				free(data);
 			}
 			vq_close(&f);
@@ -356,6 +477,7 @@ static void test_vectors_zarr(void **state)
 		assert_int_equal(sfs_zarr_checksum_final(fwd, out, sizeof(out)), 0);
 		assert_string_equal(out, col(q.st, 0));
 		assert_int_equal(sfs_zarr_checksum_final(fwd, out, strlen(col(q.st, 0))), -ERANGE);
+		tt_check(&tt, col(q.st, 0)); /* the tree form agrees */
 		sfs_zarr_checksum_free(fwd);
 		sfs_zarr_checksum_free(rev);
 		rows++;
@@ -378,6 +500,13 @@ static void test_zarr_escapes(void **state)
 	assert_int_equal(sfs_zarr_checksum_final(z, out, sizeof(out)), 0);
 	assert_string_equal(out, "49e6c74c59f686a40d8033e3429d1a2b-2--1");
 	sfs_zarr_checksum_free(z);
+	struct ttree t;
+	tt_open(&t);
+	tt_add_data(&t, "a\x7f\xf0\x9f\x98\x80\"\\\n", "x", 1);
+	tt_add_data(&t, "b\tc/\xc3\xa9", "", 0);
+	tt_add(&t, "empty/dirs/are/not/there", "0123456789abcdef0123456789abcdef", 0);
+	sqlite3_exec(t.db, "DELETE FROM e WHERE name='there'", NULL, NULL, NULL);
+	tt_check(&t, "49e6c74c59f686a40d8033e3429d1a2b-2--1");
 }
 
 static void test_zarr_large(void **state)
@@ -396,6 +525,18 @@ static void test_zarr_large(void **state)
 	assert_int_equal(sfs_zarr_checksum_final(z, out, sizeof(out)), 0);
 	assert_string_equal(out, "192bcc872c6018e8032e0702720b21b8-120000--7199940000");
 	sfs_zarr_checksum_free(z);
+	/* the tree form, the files given in another order */
+	struct ttree t;
+	tt_open(&t);
+	sqlite3_exec(t.db, "BEGIN", NULL, NULL, NULL);
+	for (uint32_t k = 0; k < 120000; k++) {
+		uint32_t i = 119999 - k;
+		snprintf(path, sizeof(path), "d%u/s%u/f%u", i % 100, i % 7, i);
+		snprintf(hex, sizeof(hex), "%032x", (unsigned int)(i * 2654435761u));
+		tt_add(&t, path, hex, i);
+	}
+	sqlite3_exec(t.db, "COMMIT", NULL, NULL, NULL);
+	tt_check(&t, "192bcc872c6018e8032e0702720b21b8-120000--7199940000");
 }
 
 static void test_zarr_invalid(void **state)

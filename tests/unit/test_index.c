@@ -256,6 +256,48 @@ static void test_job_queue(void **state)
 	assert_int_equal(n.success, 1);
 }
 
+/* A job's files come out in path order, a part at a time, and go back into a directory object. */
+static void test_job_files_parts(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_job j = make_job("lab/S/z", "_schema/z_tok", "schema", "{\"is_dir\":true}");
+	struct sfs_job_file v[5];
+	char rel[5][8], *after = NULL, *json = NULL, md5[33], *obj = NULL;
+	int64_t n = 0;
+
+	assert_int_equal(sfs_index_job_begin(f->ix, &j), 0);
+	for (int i = 0; i < 5; i++) {
+		snprintf(rel[i], sizeof(rel[i]), "c/%d", 4 - i); /* given out of order */
+		v[i] = (struct sfs_job_file){rel[i], (uint64_t)i,
+					     "0123456789abcdef0123456789abcdef"};
+	}
+	assert_int_equal(sfs_index_job_add_files(f->ix, j.id, v, 3), 0);
+	assert_int_equal(sfs_index_job_add_files(f->ix, j.id, v + 3, 2), 0);
+	assert_int_equal(sfs_index_job_file_count(f->ix, j.id, &n), 0);
+	assert_int_equal(n, 5);
+	assert_int_equal(sfs_index_job_files_part(f->ix, j.id, &after, 2, &json), 0);
+	assert_string_equal(json, "[[\"c/0\",4,\"0123456789abcdef0123456789abcdef\"],"
+				  "[\"c/1\",3,\"0123456789abcdef0123456789abcdef\"]]");
+	assert_string_equal(after, "c/1");
+	assert_int_equal(sfs_index_import_object_files(f->ix, "_schema/other", json), 0);
+	free(json);
+	assert_int_equal(sfs_index_job_files_part(f->ix, j.id, &after, 2, &json), 0);
+	assert_non_null(strstr(json, "\"c/2\""));
+	assert_non_null(strstr(json, "\"c/3\""));
+	free(json);
+	assert_int_equal(sfs_index_job_files_part(f->ix, j.id, &after, 2, &json), 0);
+	assert_string_equal(after, "c/4");
+	free(json);
+	assert_int_equal(sfs_index_job_files_part(f->ix, j.id, &after, 2, &json), 0);
+	assert_null(json); /* none left */
+	free(after);
+	/* the imported part's files belong to their object */
+	assert_int_equal(sfs_index_file_md5(f->ix, "_schema/other/c/1", md5, &obj), 0);
+	assert_string_equal(obj, "_schema/other");
+	free(obj);
+	sfs_job_release(&j);
+}
+
 static void test_job_finish_records_object_and_receipt(void **state)
 {
 	struct fx *f = *state;
@@ -518,6 +560,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_receipts_list_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_staged_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_files_parts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_staged_xattrs, setup, teardown),
 		cmocka_unit_test(test_commit_value_build),
 	};
