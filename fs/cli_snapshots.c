@@ -273,6 +273,8 @@ static int diff_line(void *arg, char kind, const char *path)
 
 /* ---- verify ---- */
 
+#define VBATCH 10000 /* files read at a time: a batch, not the snapshot, is in memory */
+
 struct vfile {
 	char *path;
 	uint64_t size;
@@ -282,37 +284,17 @@ struct vfile {
 
 struct vctx {
 	struct store *s;
-	struct vfile *v;
-	size_t n, cap;
-	size_t next;   /* atomic */
-	uint64_t done; /* bytes read; atomic */
-	uint64_t total;
+	const char *name;
+	struct vfile v[VBATCH];
+	size_t n;	 /* files in this batch */
+	size_t next;	 /* the next in this batch to read; atomic */
+	size_t before;	 /* files of earlier batches */
+	uint64_t done;	 /* bytes read; atomic */
+	uint64_t total;	 /* bytes of every file */
+	uint64_t nfiles; /* files in the snapshot */
+	int jobs, bad;
 	volatile int stop;
 };
-
-static int vcollect(void *arg, const char *path, uint64_t size, const char *md5)
-{
-	struct vctx *c = arg;
-
-	if (c->n == c->cap) {
-		size_t nc = c->cap ? c->cap * 2 : 1024;
-		struct vfile *nv = realloc(c->v, nc * sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		c->v = nv;
-		c->cap = nc;
-	}
-	struct vfile *f = &c->v[c->n];
-	memset(f, 0, sizeof(*f));
-	f->path = strdup(path);
-	if (!f->path)
-		return -ENOMEM;
-	f->size = size;
-	snprintf(f->want, sizeof(f->want), "%s", md5 ? md5 : "");
-	c->total += size;
-	c->n++;
-	return 0;
-}
 
 static void *vworker(void *arg)
 {
@@ -340,13 +322,13 @@ static void *vprogress(void *arg)
 
 	while (!c->stop) {
 		char a[32], b[32];
+		size_t next = __atomic_load_n(&c->next, __ATOMIC_RELAXED);
+		size_t n = __atomic_load_n(&c->n, __ATOMIC_RELAXED);
 		sfs_cli_human(__atomic_load_n(&c->done, __ATOMIC_RELAXED), a, sizeof(a));
 		sfs_cli_human(c->total, b, sizeof(b));
-		fprintf(stderr, "\r\033[Kverifying: %s of %s, %zu of %zu files", a, b,
-			__atomic_load_n(&c->next, __ATOMIC_RELAXED) < c->n
-				? __atomic_load_n(&c->next, __ATOMIC_RELAXED)
-				: c->n,
-			c->n);
+		fprintf(stderr, "\r\033[Kverifying: %s of %s, %zu of %llu files", a, b,
+			__atomic_load_n(&c->before, __ATOMIC_RELAXED) + (next < n ? next : n),
+			(unsigned long long)c->nfiles);
 		struct timespec ts = {0, 200 * 1000000L};
 		nanosleep(&ts, NULL);
 	}
@@ -354,68 +336,105 @@ static void *vprogress(void *arg)
 	return NULL;
 }
 
-static int verify(struct store *s, const char *name, int jobs)
+/* Read the batch's files (c->jobs threads), report those that differ, empty it. */
+static void vbatch(struct vctx *c)
 {
-	struct sfs_snapdb *db = NULL;
-	struct vctx c = {.s = s};
-	char *head = NULL, *want = NULL, got[SFS_ZARR_CHECKSUM_MAX];
-	pthread_t th[64], pt;
-	int rc, bad = 0, nth = 0, prog = 0;
+	pthread_t th[64];
+	int nth = 0;
 
-	/* the manifest as the store holds it now, not a cached copy */
-	rc = sfs_snap_load(s->be, name, NULL, &db, &head);
-	if (rc)
-		return why_missing(name, rc);
-	rc = sfs_snapdb_each_file(db, vcollect, &c);
-	if (rc)
-		goto out;
-	prog = isatty(2) && pthread_create(&pt, NULL, vprogress, &c) == 0;
-	for (; nth < jobs && nth < 64; nth++)
-		if (pthread_create(&th[nth], NULL, vworker, &c) != 0)
+	for (; nth < c->jobs && nth < 64; nth++)
+		if (pthread_create(&th[nth], NULL, vworker, c) != 0)
 			break;
 	if (!nth)
-		vworker(&c);
+		vworker(c);
 	for (int i = 0; i < nth; i++)
 		pthread_join(th[i], NULL);
-	if (prog) {
-		c.stop = 1;
-		pthread_join(pt, NULL);
-	}
-	struct sfs_zarr_checksum *z = NULL;
-	rc = sfs_zarr_checksum_new(&z);
-	for (size_t i = 0; !rc && i < c.n; i++) {
-		struct vfile *f = &c.v[i];
-		if (f->state == 0) {
-			rc = sfs_zarr_checksum_add(z, f->path, f->got, f->size);
-			continue;
-		}
-		bad++;
+	for (size_t i = 0; i < c->n; i++) {
+		struct vfile *f = &c->v[i];
 		if (f->state == 1)
 			fprintf(stderr,
 				"stagefs: verify '%s': '%s' differs (md5 %s, the snapshot says "
 				"%s)\n",
-				name, f->path, f->got, f->want);
-		else
-			fprintf(stderr, "stagefs: verify '%s': '%s' is %s\n", name, f->path,
+				c->name, f->path, f->got, f->want);
+		else if (f->state)
+			fprintf(stderr, "stagefs: verify '%s': '%s' is %s\n", c->name, f->path,
 				f->state == 2 ? "missing" : "unreadable");
+		c->bad += f->state != 0;
+		free(f->path);
 	}
+	__atomic_add_fetch(&c->before, c->n, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->n, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->next, 0, __ATOMIC_RELAXED);
+}
+
+static int vcollect(void *arg, const char *path, uint64_t size, const char *md5)
+{
+	struct vctx *c = arg;
+	struct vfile *f = &c->v[c->n];
+
+	memset(f, 0, sizeof(*f));
+	f->path = strdup(path);
+	if (!f->path)
+		return -ENOMEM;
+	f->size = size;
+	snprintf(f->want, sizeof(f->want), "%s", md5 ? md5 : "");
+	if (++c->n == VBATCH)
+		vbatch(c);
+	return 0;
+}
+
+static int verify(struct store *s, const char *name, int jobs)
+{
+	struct sfs_snapdb *db = NULL;
+	struct sfs_snap_count cnt;
+	struct vctx *c = calloc(1, sizeof(*c));
+	char *head = NULL, *want = NULL, got[SFS_ZARR_CHECKSUM_MAX];
+	pthread_t pt;
+	int rc, bad = 0, prog = 0;
+
+	if (!c)
+		return 1;
+	c->s = s;
+	c->name = name;
+	c->jobs = jobs;
+	/* the manifest as the store holds it now, not a cached copy */
+	rc = sfs_snap_load(s->be, name, NULL, &db, &head);
+	if (rc) {
+		free(c);
+		return why_missing(name, rc);
+	}
+	rc = sfs_snapdb_count(db, &cnt);
+	if (rc)
+		goto out;
+	c->total = cnt.bytes;
+	c->nfiles = cnt.files;
+	prog = isatty(2) && pthread_create(&pt, NULL, vprogress, c) == 0;
+	rc = sfs_snapdb_each_file(db, vcollect, c);
 	if (!rc)
-		rc = sfs_zarr_checksum_final(z, got, sizeof(got));
-	sfs_zarr_checksum_free(z);
+		vbatch(c);
+	for (size_t i = 0; i < c->n; i++) /* a batch an error cut short */
+		free(c->v[i].path);
+	if (prog) {
+		c->stop = 1;
+		pthread_join(pt, NULL);
+	}
+	bad = c->bad;
+	if (rc || bad)
+		goto out;
+	/* every file read back as the manifest says: the manifest's digests are the bytes' */
+	rc = sfs_snapdb_checksum(db, got, sizeof(got));
 	want = sfs_cli_jget(head, "$.checksum");
-	if (!rc && !bad && (!want || strcmp(want, got) != 0)) {
+	if (!rc && (!want || strcmp(want, got) != 0)) {
 		fprintf(stderr,
 			"stagefs: verify '%s': the tree checksum is %s, the snapshot says %s\n",
 			name, got, want ? want : "?");
 		bad++;
 	}
 	if (!rc && !bad)
-		printf("snapshot %s verified: %zu files, %llu bytes, checksum %s\n", name, c.n,
-		       (unsigned long long)c.total, got);
+		printf("snapshot %s verified: %llu files, %llu bytes, checksum %s\n", name,
+		       (unsigned long long)c->before, (unsigned long long)c->total, got);
 out:
-	for (size_t i = 0; i < c.n; i++)
-		free(c.v[i].path);
-	free(c.v);
+	free(c);
 	free(head);
 	free(want);
 	sfs_snapdb_close(db);

@@ -16,7 +16,7 @@
 #include "common/log.h"
 #include "index/addressing.h"
 
-#define PART_ENTRIES	 100000	      /* entries per part */
+#define PART_ENTRIES	 10000	      /* entries per part: a part in memory is a few MB */
 #define HEAD_MAX	 (64u << 20)  /* bytes of a head we read */
 #define PART_MAX	 (256u << 20) /* compressed bytes of a part we read */
 #define PART_INFLATE_MAX (1u << 30)   /* and what it may inflate to */
@@ -358,32 +358,6 @@ int sfs_snap_build_live(struct sfs_backend *be, struct sfs_index *ix, const stru
 	return build_live(be, ix, cfg, prefixes, nprefixes, db, &none, why, whylen);
 }
 
-struct sum_ctx {
-	struct sfs_zarr_checksum *z;
-};
-
-static int sum_cb(void *arg, const char *path, uint64_t size, const char *md5)
-{
-	struct sum_ctx *c = arg;
-
-	if (!md5)
-		return sfs_err(-ENODATA, "snapshot: '%s' has no digest", path);
-	return sfs_zarr_checksum_add(c->z, path, md5, size);
-}
-
-int sfs_snap_checksum(struct sfs_snapdb *db, char *out, size_t outlen)
-{
-	struct sum_ctx c = {0};
-	int rc = sfs_zarr_checksum_new(&c.z);
-
-	if (!rc)
-		rc = sfs_snapdb_each_file(db, sum_cb, &c);
-	if (!rc)
-		rc = sfs_zarr_checksum_final(c.z, out, outlen);
-	sfs_zarr_checksum_free(c.z);
-	return rc;
-}
-
 int sfs_snap_md5_object(struct sfs_backend *be, const char *key, char md5[33], uint64_t *size)
 {
 	struct sfs_bfile *f = NULL;
@@ -570,7 +544,10 @@ int sfs_snap_publish(struct sfs_backend *be, struct sfs_index *ix, const struct 
 	if (!rc)
 		rc = sfs_snapdb_count(db, &cnt);
 	if (!rc)
-		rc = sfs_snap_checksum(db, checksum, sizeof(checksum));
+		rc = sfs_snapdb_seal(
+			db); /* parent/name: the checksum walks it a directory at a time */
+	if (!rc)
+		rc = sfs_snapdb_checksum(db, checksum, sizeof(checksum));
 	if (!rc)
 		rc = sfs_token_new(16, id);
 	if (rc)

@@ -85,10 +85,6 @@ int sfs_snap_build_live(struct sfs_backend *be, struct sfs_index *ix, const stru
 			const char *const *prefixes, size_t nprefixes, struct sfs_snapdb *db,
 			char *why, size_t whylen) __attribute__((warn_unused_result));
 
-/* The DANDI zarr checksum of every file in db. */
-int sfs_snap_checksum(struct sfs_snapdb *db, char *out, size_t outlen)
-	__attribute__((warn_unused_result));
-
 /* The MD5 (hex) of object key's bytes, read through the backend. */
 int sfs_snap_md5_object(struct sfs_backend *be, const char *key, char md5[33], uint64_t *size)
 	__attribute__((warn_unused_result));

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "index/addressing.h"
 
 enum { ST_ADD, ST_LOOKUP, ST_NODE, ST_CHILDREN, ST_PATH, ST_META, ST_HAS, ST_SETMD5, ST_N };
 
@@ -527,6 +528,84 @@ int sfs_snapdb_sealed(struct sfs_snapdb *d)
 	sqlite3_finalize(s);
 	pthread_mutex_unlock(&d->lock);
 	return r;
+}
+
+/* The tree checksum's view of a sealed database: one directory's rows at a time. */
+static int tree_rows(struct sfs_snapdb *d, int64_t dir, int is_dir,
+		     int (*fn)(void *, sqlite3_stmt *), void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, r = SQLITE_DONE;
+
+	pthread_mutex_lock(&d->lock);
+	rc = xl(d,
+		sqlite3_prepare_v2(
+			d->db,
+			"SELECT id, name, md5, size FROM e WHERE parent=?1 AND is_dir=?2 "
+			"AND id<>1 ORDER BY name",
+			-1, &s, NULL),
+		"checksum");
+	if (!rc) {
+		sqlite3_bind_int64(s, 1, dir);
+		sqlite3_bind_int(s, 2, is_dir);
+	}
+	while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW)
+		rc = fn(arg, s);
+	if (!rc && r != SQLITE_DONE)
+		rc = xl(d, r, "checksum");
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+struct tree_cb {
+	int (*dir)(void *, int64_t, const char *);
+	int (*file)(void *, const char *, const char[33], uint64_t);
+	void *arg;
+};
+
+static int tree_dir_row(void *arg, sqlite3_stmt *s)
+{
+	struct tree_cb *t = arg;
+
+	return t->dir(t->arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1));
+}
+
+static int tree_file_row(void *arg, sqlite3_stmt *s)
+{
+	struct tree_cb *t = arg;
+	const char *name = (const char *)sqlite3_column_text(s, 1);
+	const char *md5 = (const char *)sqlite3_column_text(s, 2);
+
+	if (!md5)
+		return sfs_err(-ENODATA, "snapshot: '%s' (entry %lld) has no digest", name,
+			       (long long)sqlite3_column_int64(s, 0));
+	return t->file(t->arg, name, md5, (uint64_t)sqlite3_column_int64(s, 3));
+}
+
+static int tree_subdirs(void *arg, int64_t dir, int (*cb)(void *, int64_t, const char *),
+			void *cbarg)
+{
+	struct tree_cb t = {.dir = cb, .arg = cbarg};
+
+	return tree_rows(arg, dir, 1, tree_dir_row, &t);
+}
+
+static int tree_files(void *arg, int64_t dir,
+		      int (*cb)(void *, const char *, const char[33], uint64_t), void *cbarg)
+{
+	struct tree_cb t = {.file = cb, .arg = cbarg};
+
+	return tree_rows(arg, dir, 0, tree_file_row, &t);
+}
+
+int sfs_snapdb_checksum(struct sfs_snapdb *d, char *out, size_t outlen)
+{
+	struct sfs_zarr_tree t = {tree_subdirs, tree_files, d};
+
+	if (!sfs_snapdb_sealed(d))
+		return -EINVAL;
+	return sfs_zarr_checksum_tree(&t, 1, out, outlen);
 }
 
 static void node_of(sqlite3_stmt *s, struct sfs_snap_node *n)

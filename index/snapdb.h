@@ -100,6 +100,13 @@ int sfs_snapdb_load_part(struct sfs_snapdb *db, const char *json, size_t len)
 int sfs_snapdb_seal(struct sfs_snapdb *db) __attribute__((warn_unused_result));
 /* 1 when the database was sealed (a cached one can be served as it is). */
 int sfs_snapdb_sealed(struct sfs_snapdb *db);
+/*
+ * The tree checksum of a sealed database's files (DANDI zarr checksum, as
+ * sfs_zarr_checksum_tree: one directory in memory at a time).  -EINVAL when
+ * not sealed, -ENODATA when a file has no md5.
+ */
+int sfs_snapdb_checksum(struct sfs_snapdb *db, char *out, size_t outlen)
+	__attribute__((warn_unused_result));
 
 /* ---- serving (a sealed database) ---- */
 
