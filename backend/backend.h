@@ -156,6 +156,14 @@ struct sfs_backend_ops {
 	int (*promote)(struct sfs_backend *b, const char *staged_rel, const char *key, int flags);
 	/* Remove an object or a whole tree under key; -ENOENT if absent. */
 	int (*remove)(struct sfs_backend *b, const char *key);
+	/*
+	 * Move an object or a whole tree from key `from` to key `to` (gc's
+	 * quarantine and restore).  Never replaces: -EEXIST if `to` exists;
+	 * -ENOENT if `from` holds nothing.  Durable when it returns 0.  "file":
+	 * rename, O(1).  "s3": each object copied, then the sources deleted (a
+	 * crash leaves both copies, never neither; moving again completes it).
+	 */
+	int (*move)(struct sfs_backend *b, const char *from, const char *to);
 	/* Make everything written so far durable. */
 	int (*sync)(struct sfs_backend *b);
 	/* Free the backend and everything it holds. */
@@ -198,6 +206,7 @@ static inline int sfs_backend_staging_dir(struct sfs_backend *b)
 #define sfs_backend_open_obj(b, ...)	  SFS_BCALL(b, open, __VA_ARGS__)
 #define sfs_backend_pread(b, ...)	  SFS_BCALL(b, pread, __VA_ARGS__)
 #define sfs_backend_put_bytes(b, ...)	  SFS_BCALL(b, put_bytes, __VA_ARGS__)
+#define sfs_backend_move(b, ...)	  SFS_BCALL(b, move, __VA_ARGS__)
 #define sfs_backend_get_bytes(b, ...)	  SFS_BCALL(b, get_bytes, __VA_ARGS__)
 #define sfs_backend_promote(b, ...)	  SFS_BCALL(b, promote, __VA_ARGS__)
 #define sfs_backend_remove(b, ...)	  SFS_BCALL(b, remove, __VA_ARGS__)

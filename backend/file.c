@@ -483,16 +483,13 @@ static int file_remove(struct sfs_backend *b, const char *key)
 	return rc;
 }
 
-static int file_promote(struct sfs_backend *b, const char *staged_rel, const char *key, int flags)
+/* Rename store key src to key (new parents made), never replacing; durable on return. */
+static int move_key(struct file_backend *f, const char *src, const char *key)
 {
-	struct file_backend *f = fb(b);
 	const char *sbase, *dbase;
-	char *src = NULL;
 	int sdir = -1, ddir = -1, rc = 0;
 	struct stat st;
 
-	if (asprintf(&src, "_staging/%s", staged_rel) < 0)
-		return -ENOMEM;
 	sdir = open_parent_dir(f->dirfd, src, 0, &sbase);
 	if (sdir < 0) {
 		rc = sdir;
@@ -539,7 +536,6 @@ static int file_promote(struct sfs_backend *b, const char *staged_rel, const cha
 		if (rc)
 			goto out;
 	}
-	(void)flags; /* promotion never replaces: a canonical path never changes content */
 	if (fsync(ddir) < 0 || fsync(sdir) < 0)
 		rc = -errno;
 	if (rc == 0) {
@@ -557,8 +553,25 @@ out:
 		close(sdir);
 	if (ddir >= 0)
 		close(ddir);
+	return rc;
+}
+
+static int file_promote(struct sfs_backend *b, const char *staged_rel, const char *key, int flags)
+{
+	char *src = NULL;
+	int rc;
+
+	(void)flags; /* promotion never replaces: a canonical path never changes content */
+	if (asprintf(&src, "_staging/%s", staged_rel) < 0)
+		return -ENOMEM;
+	rc = move_key(fb(b), src, key);
 	free(src);
 	return rc;
+}
+
+static int file_move(struct sfs_backend *b, const char *from, const char *to)
+{
+	return move_key(fb(b), from, to);
 }
 
 static int file_staged_remove(struct sfs_backend *b, const char *rel)
@@ -602,6 +615,7 @@ static const struct sfs_backend_ops file_ops = {
 	.get_bytes = file_get_bytes,
 	.promote = file_promote,
 	.remove = file_remove,
+	.move = file_move,
 	.sync = file_sync,
 	.destroy = file_destroy,
 };

@@ -527,6 +527,7 @@ static const struct sfs_backend_ops s3_ops = {
 	.get_bytes = s3_get_bytes,
 	.promote = sfs_s3b_promote,
 	.remove = s3_remove,
+	.move = sfs_s3b_move,
 	.sync = s3_sync,
 	.destroy = s3_destroy,
 };

@@ -169,6 +169,8 @@ static ssize_t block_read(struct s3_backend *s, struct sfs_bfile *f, uint64_t bl
 	size_t len = f->size - start < READAHEAD ? (size_t)(f->size - start) : READAHEAD;
 	char *data = malloc(len ? len : 1);
 	r = data ? sfs_s3_get_range(s->c, f->key, start, data, len) : -ENOMEM;
+	if (r == -ENOENT)
+		sfs_s3b_block_forget(s, f->key); /* gone (gc purged it): its cached size goes too */
 	if (r >= 0) {
 		size_t got = (size_t)r;
 		if (got == len)

@@ -104,5 +104,7 @@ int sfs_s3b_staged_fetch(struct sfs_backend *b, const char *rel, int fd);
 int sfs_s3b_staged_rename(struct sfs_backend *b, const char *from, const char *to);
 /* Copy staged_rel (object or tree) to store key key, honouring SFS_NOREPLACE/SFS_KEEP_SOURCE. */
 int sfs_s3b_promote(struct sfs_backend *b, const char *staged_rel, const char *key, int flags);
+/* The backend's move (backend.h): copy every object of from to to, then delete the sources. */
+int sfs_s3b_move(struct sfs_backend *b, const char *from, const char *to);
 
 #endif

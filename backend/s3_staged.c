@@ -596,3 +596,68 @@ out:
 	free(to);
 	return rc;
 }
+
+/*
+ * 1 when every object of `to` is one of `from`'s, at the same relative key
+ * (what a move a crash cut short leaves: copied, not yet deleted), 0 when
+ * `to` holds something else.
+ */
+static int partial_copy_of(struct objlist *from_l, size_t fplen, struct objlist *to_l, size_t tplen)
+{
+	/* listings come in key order: one merge pass (out of order: not a copy, say so) */
+	size_t j = 0;
+
+	for (size_t i = 0; i < to_l->n; i++) {
+		const char *rel = to_l->v[i].key + tplen;
+		while (j < from_l->n && strcmp(from_l->v[j].key + fplen, rel) < 0)
+			j++;
+		if (j == from_l->n || strcmp(from_l->v[j].key + fplen, rel) != 0 ||
+		    from_l->v[j].size != to_l->v[i].size)
+			return 0;
+	}
+	return 1;
+}
+
+int sfs_s3b_move(struct sfs_backend *b, const char *from, const char *to)
+{
+	struct s3_backend *s = S3(b);
+	char *fk = sfs_s3b_full_key(s, from), *tk = sfs_s3b_full_key(s, to);
+	struct objlist l = {0}, have = {0};
+	int is_dir = 0, to_dir = 0, rc;
+
+	if (s->read_only)
+		return -EROFS;
+	if (!fk || !tk) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = gather(s, fk, &l, &is_dir);
+	if (rc)
+		goto out;
+	rc = gather(s, tk, &have, &to_dir);
+	if (rc == 0) {
+		/* never replaces, but completes a move a crash interrupted */
+		if (to_dir != is_dir ||
+		    (is_dir ? !partial_copy_of(&l, strlen(fk), &have, strlen(tk))
+			    : l.v[0].size != have.v[0].size)) {
+			rc = -EEXIST;
+			goto out;
+		}
+	} else if (rc != -ENOENT) {
+		goto out;
+	}
+	/* copies first, then the sources: a crash leaves both, never neither */
+	rc = copy_all(s, &l, fk, tk, is_dir, 0);
+	for (size_t i = 0; !rc && i < l.n; i++)
+		sfs_s3b_block_forget(s, l.v[i].key);
+	if (!rc)
+		rc = sfs_s3b_delete_objlist(s, &l);
+out:
+	sfs_s3b_written(s, from);
+	sfs_s3b_written(s, to);
+	sfs_s3b_objlist_release(&l);
+	sfs_s3b_objlist_release(&have);
+	free(fk);
+	free(tk);
+	return rc;
+}

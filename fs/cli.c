@@ -16,17 +16,12 @@
 #include "common/log.h"
 #include "index/snapdb.h"
 
-static const char *const later[] = {"gc"};
-
 int sfs_cli_is_subcommand(const char *s)
 {
 	if (strcmp(s, "commit") == 0 || strcmp(s, "status") == 0 || strcmp(s, "publish") == 0 ||
 	    strcmp(s, "snapshots") == 0 || strcmp(s, "fsck") == 0 || strcmp(s, "reindex") == 0 ||
-	    strcmp(s, "jobs") == 0)
+	    strcmp(s, "jobs") == 0 || strcmp(s, "gc") == 0)
 		return 1;
-	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++)
-		if (strcmp(s, later[i]) == 0)
-			return 1;
 	return 0;
 }
 
@@ -250,6 +245,8 @@ int sfs_cli_main(int argc, char **argv)
 		return sfs_cli_reindex(argc, argv);
 	if (strcmp(argv[0], "jobs") == 0)
 		return sfs_cli_jobs(argc, argv);
+	if (strcmp(argv[0], "gc") == 0)
+		return sfs_cli_gc(argc, argv);
 	fprintf(stderr, "stagefs: %s: not implemented in this version\n", argv[0]);
 	return 1;
 }

@@ -40,6 +40,10 @@ char *sfs_cli_jget(const char *json, const char *path);
 int sfs_cli_atoi(const char *s);
 /* A whole xattr as a new string. 0 or -errno. */
 int sfs_cli_xattr(const char *path, const char *name, char **out);
+/* Append o to the comma-separated -o list *opts (malloc'd; NULL to start). */
+int sfs_cli_add_opt(char **opts, const char *o) __attribute__((warn_unused_result));
+/* Add object key to s's index from its record in the store (reindex, fsck --repair, gc restore). */
+int sfs_cli_import_record(struct store *s, const char *key) __attribute__((warn_unused_result));
 /* 1536 -> "1.5 KiB" */
 void sfs_cli_human(uint64_t b, char *out, size_t len);
 

@@ -256,7 +256,7 @@ static int import_part(struct store *s, const char *rkey, const char *key, int n
 }
 
 /* Add object key to the index from its record in the store. */
-static int import_record(struct store *s, const char *key)
+int sfs_cli_import_record(struct store *s, const char *key)
 {
 	char *rkey = NULL;
 	void *buf = NULL;
@@ -306,7 +306,7 @@ static void check_records(struct fsck *f)
 			continue;
 		}
 		if (f->repair) {
-			rc = import_record(f->s, key);
+			rc = sfs_cli_import_record(f->s, key);
 			if (!rc) {
 				printf("repaired: '%s' added to the index from its record\n", key);
 				f->repaired++;
@@ -370,7 +370,7 @@ static void fsck_usage(FILE *o)
 }
 
 /* -o options joined with ',' (the forms every subcommand takes). */
-static int add_opt(char **opts, const char *o)
+int sfs_cli_add_opt(char **opts, const char *o)
 {
 	char *n = NULL;
 
@@ -398,7 +398,7 @@ int sfs_cli_fsck(int argc, char **argv)
 			f.deep = 1;
 		else if (c == 'r')
 			f.repair = 1;
-		else if (c == 'o' && add_opt(&opts, optarg) == 0)
+		else if (c == 'o' && sfs_cli_add_opt(&opts, optarg) == 0)
 			continue;
 		else {
 			fsck_usage(c == 'h' ? stdout : stderr);
@@ -509,7 +509,7 @@ int sfs_cli_reindex(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
 		if (c == 'f')
 			force = 1;
-		else if (c == 'o' && add_opt(&opts, optarg) == 0)
+		else if (c == 'o' && sfs_cli_add_opt(&opts, optarg) == 0)
 			continue;
 		else {
 			reindex_usage(c == 'h' ? stdout : stderr);
@@ -549,7 +549,7 @@ int sfs_cli_reindex(int argc, char **argv)
 	if (!rc)
 		rc = list_store(&f);
 	for (size_t i = 0; !rc && i < f.nrecords; i++) {
-		rc = import_record(&s, f.records[i]);
+		rc = sfs_cli_import_record(&s, f.records[i]);
 		if (rc)
 			fprintf(stderr, "stagefs: reindex: record of '%s': %s\n", f.records[i],
 				strerror(-rc));

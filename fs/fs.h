@@ -301,6 +301,8 @@ int sfs_cli_snapshots(int argc, char **argv);
 /* fsck and reindex (fs/cli_fsck.c) */
 int sfs_cli_fsck(int argc, char **argv);
 int sfs_cli_reindex(int argc, char **argv);
+/* gc, its quarantine list and restore (fs/cli_gc.c) */
+int sfs_cli_gc(int argc, char **argv);
 /* jobs (fs/cli_jobs.c) */
 int sfs_cli_jobs(int argc, char **argv);
 

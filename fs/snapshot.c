@@ -746,6 +746,7 @@ struct list_ctx {
 	struct sfs_backend *be;
 	int (*cb)(void *arg, const char *name);
 	void *arg;
+	int cb_rc; /* what cb returned when it stopped the listing */
 };
 
 static int list_cb(void *arg, const char *name, const struct sfs_bstat *st)
@@ -760,15 +761,18 @@ static int list_cb(void *arg, const char *name, const struct sfs_bstat *st)
 		   sfs_backend_stat(l->be, dk, &hs) == -ENOENT;
 	free(hk);
 	free(dk);
-	return live ? l->cb(l->arg, name) : 0;
+	if (live && (l->cb_rc = l->cb(l->arg, name)) != 0)
+		return l->cb_rc;
+	return 0;
 }
 
 int sfs_snap_list(struct sfs_backend *be, int (*cb)(void *arg, const char *name), void *arg)
 {
-	struct list_ctx l = {be, cb, arg};
+	struct list_ctx l = {be, cb, arg, 0};
 	int rc = sfs_backend_list(be, SFS_SNAPSHOTS, list_cb, &l);
 
-	return rc == -ENOENT ? 0 : rc;
+	/* no _snapshots/ yet: none; a callback's -ENOENT is its own error */
+	return l.cb_rc ? l.cb_rc : rc == -ENOENT ? 0 : rc;
 }
 
 int sfs_snap_delete(struct sfs_backend *be, const char *name)

@@ -227,6 +227,13 @@ int sfs_index_object_add(struct sfs_index *ix, const char *path, const char *add
 			 const char *metadata) __attribute__((warn_unused_result));
 int sfs_index_object_count(struct sfs_index *ix, int64_t *n) __attribute__((warn_unused_result));
 /*
+ * Forget object key (gc moved it to quarantine): its row, its files and the
+ * receipts naming it, in one transaction.  Restoring it is
+ * sfs_index_import_object from its record.  0 also when the index lacks it.
+ */
+int sfs_index_object_forget(struct sfs_index *ix, const char *key)
+	__attribute__((warn_unused_result));
+/*
  * Every file of a directory object (fsck): cb(path, size, md5) with the
  * index's lock held, so cb must not call into the index; non-zero stops.
  */

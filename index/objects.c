@@ -175,3 +175,25 @@ int sfs_index_receipt_orphans(struct sfs_index *ix,
 	pthread_mutex_unlock(&ix->lock);
 	return rc;
 }
+
+int sfs_index_object_forget(struct sfs_index *ix, const char *key)
+{
+	int rc;
+
+	pthread_mutex_lock(&ix->lock);
+	rc = ix_exec(ix, "BEGIN IMMEDIATE");
+	if (rc)
+		goto out;
+	rc = ix_run_bound(ix, "DELETE FROM object_files WHERE object=?1", 1,
+			  (const char *const[]){key});
+	if (!rc)
+		rc = ix_run_bound(ix, "DELETE FROM receipts WHERE object=?1", 1,
+				  (const char *const[]){key});
+	if (!rc)
+		rc = ix_run_bound(ix, "DELETE FROM objects WHERE path=?1", 1,
+				  (const char *const[]){key});
+	rc = ix_tx_end(ix, rc);
+out:
+	pthread_mutex_unlock(&ix->lock);
+	return rc;
+}

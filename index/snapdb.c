@@ -530,6 +530,29 @@ int sfs_snapdb_sealed(struct sfs_snapdb *d)
 	return r;
 }
 
+struct obj_ctx {
+	int (*cb)(void *arg, const char *object);
+	void *arg;
+};
+
+static int obj_row(void *arg, sqlite3_stmt *s)
+{
+	struct obj_ctx *o = arg;
+
+	return o->cb(o->arg, (const char *)sqlite3_column_text(s, 0));
+}
+
+int sfs_snapdb_each_object(struct sfs_snapdb *d, int (*cb)(void *arg, const char *object),
+			   void *arg)
+{
+	struct obj_ctx o = {cb, arg};
+
+	pthread_mutex_lock(&d->lock);
+	int rc = each_row(d, "SELECT DISTINCT object FROM e WHERE object IS NOT NULL", obj_row, &o);
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
 /* The tree checksum's view of a sealed database: one directory's rows at a time. */
 static int tree_rows(struct sfs_snapdb *d, int64_t dir, int is_dir,
 		     int (*fn)(void *, sqlite3_stmt *), void *arg)
@@ -758,41 +781,3 @@ int sfs_snapdb_diff(struct sfs_snapdb *a, struct sfs_snapdb *b,
 }
 
 /* ---- JSON expressions ---- */
-
-static pthread_mutex_t json_lock = PTHREAD_MUTEX_INITIALIZER;
-static sqlite3 *json_db; /* json_lock; an in-memory connection, kept */
-
-int sfs_json_eval(const char *expr, int n, const char *const *args, char **out)
-{
-	sqlite3_stmt *s = NULL;
-	char *sql = NULL;
-	int rc = 0;
-
-	if (asprintf(&sql, "SELECT %s", expr) < 0)
-		return -ENOMEM;
-	pthread_mutex_lock(&json_lock);
-	if (!json_db &&
-	    sqlite3_open_v2(":memory:", &json_db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-		sqlite3_close(json_db);
-		json_db = NULL;
-		rc = -ENOMEM;
-	}
-	if (!rc && sqlite3_prepare_v2(json_db, sql, -1, &s, NULL) != SQLITE_OK)
-		rc = sfs_err(-EINVAL, "json: %s: %s", expr, sqlite3_errmsg(json_db));
-	for (int i = 0; !rc && i < n; i++)
-		bind_str(s, i + 1, args[i]);
-	if (!rc) {
-		int r = sqlite3_step(s);
-		const char *t = r == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
-		if (r != SQLITE_ROW)
-			rc = r == SQLITE_DONE ? -ENOENT : -EINVAL; /* malformed JSON */
-		else if (!t)
-			rc = -ENOENT;
-		else
-			rc = (*out = strdup(t)) ? 0 : -ENOMEM;
-	}
-	sqlite3_finalize(s);
-	pthread_mutex_unlock(&json_lock);
-	free(sql);
-	return rc;
-}

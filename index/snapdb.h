@@ -83,7 +83,10 @@ int sfs_snapdb_count(struct sfs_snapdb *db, struct sfs_snap_count *out)
  */
 int sfs_snapdb_part(struct sfs_snapdb *db, char **after, size_t n, char **json, size_t *count)
 	__attribute__((warn_unused_result));
-/* Every file in path order (checksums, verify). */
+/* Every canonical object the manifest's entries are in, once each (gc keeps them). */
+int sfs_snapdb_each_object(struct sfs_snapdb *db, int (*cb)(void *arg, const char *object),
+			   void *arg) __attribute__((warn_unused_result));
+/* Every file in path order (verify, fsck). */
 int sfs_snapdb_each_file(struct sfs_snapdb *db,
 			 int (*cb)(void *arg, const char *path, uint64_t size, const char *md5),
 			 void *arg) __attribute__((warn_unused_result));
