@@ -81,9 +81,10 @@ struct sfs_config {
 	int dir_cache_time;  /* s3: seconds a canonical directory listing is reused; default 10 */
 	int inode_handles;   /* find staging inodes by kernel file handle: 1 must, 0 never,
 				-1 (default) where the filesystem and privileges allow */
-	uint64_t max_inodes; /* staging inodes kept before idle ones are reclaimed; 200K */
-	char *snapshot;	     /* mount this published snapshot read-only; NULL = live store */
-	int read_only;	     /* -o ro (forced by snapshot) */
+	uint64_t
+		max_inodes; /* staging and snapshot-file inodes kept before idle ones are reclaimed; 200K */
+	char *snapshot; /* mount this published snapshot read-only; NULL = live store */
+	int read_only;	/* -o ro (forced by snapshot) */
 	int allow_other;
 	int default_permissions;
 	int secret_from_file; /* 1 when secret_key came from a config file (perm check done) */

@@ -29,7 +29,7 @@ int sfs_fs_init(struct sfs_fs *fs, struct sfs_config *cfg, struct sfs_backend *b
 	pthread_mutex_init(&fs->publish_lock, NULL);
 	fs->root.view = &sfs_view_root;
 	fs->root.flags = SFS_IN_PINNED;
-	/* past max_inodes staging inodes, idle ones are reclaimed down to 3/4 of it */
+	/* past max_inodes staging (and snapshot file) inodes, idle ones are reclaimed down to 3/4 */
 	fs->inode_high = cfg->max_inodes;
 	fs->inode_low = cfg->max_inodes / 4 * 3;
 

@@ -93,8 +93,8 @@ struct sfs_fs {
 	int ncanon_roots;
 	struct sfs_inode **table; /* lock */
 	size_t table_size, table_count;
-	size_t nstaging; /* staging inodes alive; lock */
-	/* reclaim (fs/inode.c): past inode_high staging inodes, idle ones are dropped */
+	size_t nstaging; /* reclaimable inodes alive: staging inodes, snapshot files; lock */
+	/* reclaim (fs/inode.c): past inode_high of those, idle ones are dropped */
 	size_t inode_high, inode_low;
 	size_t sweep;		 /* the reclaim sweep's next bucket; lock */
 	unsigned long reclaimed; /* inodes the kernel was asked to drop; atomic */

@@ -251,18 +251,26 @@ static void sweep_locked(struct sfs_fs *fs, struct sweep *sw)
 	for (size_t k = 0; k < SWEEP_BUCKETS && sw->n < sw->want && fs->table_size; k++) {
 		size_t b = fs->sweep++ & (fs->table_size - 1);
 		for (struct sfs_inode *in = fs->table[b]; in && sw->n < sw->want; in = in->hnext) {
-			if (in->view != &sfs_view_staging ||
+			if ((in->view != &sfs_view_staging && in->view != &sfs_view_snapshot) ||
 			    (in->flags & (SFS_IN_PINNED | SFS_IN_TABLE)) != SFS_IN_TABLE)
 				continue;
 			if (__atomic_exchange_n(&in->used, 0, __ATOMIC_RELAXED))
 				continue; /* a second chance */
-			struct sfs_stg *s = (struct sfs_stg *)in;
-			if (!sfs_stg_idle_locked(s))
+			struct sfs_inode *parent = NULL;
+			const char *nm = NULL;
+			if (in->view == &sfs_view_staging) {
+				struct sfs_stg *s = (struct sfs_stg *)in;
+				if (!sfs_stg_idle_locked(s))
+					continue;
+				parent = &s->parent->base;
+				nm = s->name;
+			} else if (!sfs_snapnode_idle_locked(in, &parent, &nm)) {
 				continue;
-			char *name = strdup(s->name);
+			}
+			char *name = strdup(nm);
 			if (!name)
 				return;
-			sw->batch[sw->n].parent = sfs_ino_of(fs, &s->parent->base);
+			sw->batch[sw->n].parent = sfs_ino_of(fs, parent);
 			sw->batch[sw->n].name = name;
 			sw->n++;
 		}

@@ -195,17 +195,15 @@ struct sfs_inode *sfs_canon_root_child(struct sfs_fs *fs, const char *name);
 int sfs_canon_roots(struct sfs_fs *fs, int (*cb)(void *arg, const char *name), void *arg);
 /* Mount snapshot name at the root (-o snapshot=NAME; fs/view_snapshot.c). */
 int sfs_snapview_mount(struct sfs_fs *fs, const char *name) __attribute__((warn_unused_result));
-/* The .snapshots/ directory of a live mount. */
-int sfs_snapview_init(struct sfs_fs *fs) __attribute__((warn_unused_result));
-void sfs_snapview_release(struct sfs_fs *fs);
-/* Publish from the JSON request value (fs/publish.c). */
-int sfs_snapview_publish(struct sfs_fs *fs, const char *value, size_t len)
-	__attribute__((warn_unused_result));
-/* Mount snapshot name at the root (-o snapshot=NAME; fs/view_snapshot.c). */
-int sfs_snapview_mount(struct sfs_fs *fs, const char *name) __attribute__((warn_unused_result));
 /* The .snapshots/ directory of a live mount (fs/publish.c). */
 int sfs_snapview_init(struct sfs_fs *fs) __attribute__((warn_unused_result));
 void sfs_snapview_release(struct sfs_fs *fs);
+/*
+ * May the reclaim sweep drop snapshot inode in (a file nobody has open)?
+ * Then *parent and *name say which directory entry the kernel is asked to
+ * forget.  fs->lock held.
+ */
+int sfs_snapnode_idle_locked(struct sfs_inode *in, struct sfs_inode **parent, const char **name);
 /* Publish from the JSON request value (fs/publish.c). */
 int sfs_snapview_publish(struct sfs_fs *fs, const char *value, size_t len)
 	__attribute__((warn_unused_result));

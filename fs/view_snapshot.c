@@ -34,6 +34,8 @@ struct sfs_snapref {
 struct snapnode {
 	struct sfs_inode base;
 	struct sfs_snapref *snap; /* a reference held */
+	struct sfs_inode *parent; /* the directory it was found in (a reference held) */
+	char *name; /* its name there (the reclaim sweep asks the kernel to drop it) */
 	uint64_t id;
 	int is_dir;
 };
@@ -195,16 +197,21 @@ static void attr_of(struct sfs_fs *fs, const struct sfs_snapref *s, const struct
 	st->st_ctim = st->st_atim = st->st_mtim;
 }
 
-/* The inode of node n of snapshot s, with a kernel reference (s: the caller's reference moves in). */
-static int intern(struct sfs_fs *fs, struct sfs_snapref *s, const struct sfs_snap_node *n,
-		  struct sfs_entry *e)
+/*
+ * The inode of node n of snapshot s, found as name n->name in directory dir,
+ * with a kernel reference (s: the caller's reference moves in).  Files count
+ * towards max_inodes: past it, idle ones are reclaimed as staging files are.
+ */
+static int intern(struct sfs_fs *fs, struct sfs_inode *dir, struct sfs_snapref *s,
+		  const struct sfs_snap_node *n, struct sfs_entry *e)
 {
 	struct nkey k = {s, n->id};
 	struct snapnode *fresh = calloc(1, sizeof(*fresh));
 	struct sfs_inode *in;
 	int rc = 0;
 
-	if (!fresh) {
+	if (!fresh || !(fresh->name = strdup(n->name))) {
+		free(fresh);
 		snap_put(fs, s);
 		return -ENOMEM;
 	}
@@ -219,6 +226,10 @@ static int intern(struct sfs_fs *fs, struct sfs_snapref *s, const struct sfs_sna
 		rc = sfs_table_insert_locked(fs, &fresh->base);
 		if (!rc) {
 			in = &fresh->base;
+			fresh->parent = dir;
+			sfs_inode_hold_locked(dir);
+			if (!fresh->is_dir)
+				sfs_inode_count_locked(fs, 1);
 			fresh = NULL;
 		}
 	}
@@ -227,6 +238,7 @@ static int intern(struct sfs_fs *fs, struct sfs_snapref *s, const struct sfs_sna
 	pthread_mutex_unlock(&fs->lock);
 	if (fresh) {
 		snap_put(fs, s);
+		free(fresh->name);
 		free(fresh);
 	}
 	if (!in)
@@ -251,7 +263,7 @@ static int snap_lookup(struct sfs_fs *fs, struct sfs_inode *dir, const char *nam
 	pthread_mutex_lock(&fs->slock);
 	s->refs++;
 	pthread_mutex_unlock(&fs->slock);
-	return intern(fs, s, &n, e);
+	return intern(fs, dir, s, &n, e);
 }
 
 static int snap_getattr(struct sfs_fs *fs, struct sfs_inode *in, struct sfs_fh *fh, struct stat *st,
@@ -282,6 +294,7 @@ static int snap_opendir(struct sfs_fs *fs, struct sfs_inode *in, struct sfs_fh *
 
 struct fill {
 	struct sfs_fs *fs;
+	struct sfs_inode *dir;
 	struct sfs_snapref *s;
 	struct sfs_dirfill *f;
 	int full;
@@ -301,7 +314,7 @@ static int fill_cb(void *arg, const struct sfs_snap_node *n)
 		pthread_mutex_lock(&c->fs->slock);
 		c->s->refs++;
 		pthread_mutex_unlock(&c->fs->slock);
-		if (intern(c->fs, c->s, n, &e) == 0)
+		if (intern(c->fs, c->dir, c->s, n, &e) == 0)
 			ep = &e;
 	}
 	/* offsets: 1 after ".", 2 after "..", id + 2 after node id */
@@ -324,7 +337,7 @@ static int snap_readdir(struct sfs_fs *fs, struct sfs_fh *fh, off_t off, struct 
 		return 0;
 	if (off <= 1 && sfs_dirfill_add(f, "..", S_IFDIR, (ino_t)(id + 11), 2, NULL))
 		return 0;
-	struct fill c = {fs, s, f, 0, 0, off > 2 ? (uint64_t)off - 2 : 0};
+	struct fill c = {fs, fh->in, s, f, 0, 0, off > 2 ? (uint64_t)off - 2 : 0};
 	for (;;) {
 		c.got = 0;
 		int rc = sfs_snapdb_children(s->db, id, c.last_id, PAGE, fill_cb, &c);
@@ -415,7 +428,23 @@ static void snap_free(struct sfs_fs *fs, struct sfs_inode *in)
 
 	/* fs->lock is held: snap_put takes only fs->slock, which nests inside it */
 	snap_put(fs, n->snap);
+	if (!n->is_dir)
+		sfs_inode_count_locked(fs, -1);
+	if (n->parent)
+		sfs_inode_put_locked(fs, n->parent);
+	free(n->name);
 	free(n);
+}
+
+int sfs_snapnode_idle_locked(struct sfs_inode *in, struct sfs_inode **parent, const char **name)
+{
+	struct snapnode *n = (struct snapnode *)in;
+
+	if (n->is_dir || !n->parent || !n->name || in->refs || !in->nlookup)
+		return 0;
+	*parent = n->parent;
+	*name = n->name;
+	return 1;
 }
 
 const struct sfs_view sfs_view_snapshot = {
@@ -458,7 +487,8 @@ static int snapdir_lookup(struct sfs_fs *fs, struct sfs_inode *dir, const char *
 		snap_put(fs, s);
 		return rc;
 	}
-	return intern(fs, s, &root, e);
+	snprintf(root.name, sizeof(root.name), "%s", name); /* in .snapshots/ */
+	return intern(fs, dir, s, &root, e);
 }
 
 static int name_cb(void *arg, const char *name)

@@ -2,8 +2,9 @@
 # A snapshot bigger than one manifest part (10,000 entries) and than one verify
 # batch (10,000 files): a 12,345-file directory object is published as two
 # parts, mounted on a host whose index never saw it, listed in full (ls -l,
-# find, os.scandir), its checksum DANDI's over the mount, verified, and a
-# corrupted file in the second batch found by name.
+# find, os.scandir; also under .snapshots/ with max_inodes below the file
+# count, so idle snapshot inodes are reclaimed), its checksum DANDI's over the
+# mount, verified, and a corrupted file in the second batch found by name.
 . "$(dirname "$0")/lib.sh"
 
 N=12345
@@ -44,6 +45,27 @@ check_eq "a file in the second part reads back" "cell 12344" "$(cat "$MNT2/$OBJ/
 check_eq "the checksum is DANDI's over the mounted tree" "$(json_get checksum <<<"$head")" \
 	"$($PY "$TESTS_DIR/dandi_checksum.py" "$MNT2")"
 unmount_second
+
+# the same snapshot under the live mount's .snapshots/, with max_inodes far below
+# its file count: idle snapshot inodes are reclaimed as staging ones are
+remount -o max_inodes=1000 || exit 1
+V=$MNT/.snapshots/big/$OBJ
+check_eq "under .snapshots/: ls -l lists every file" "$N" "$(ls -l "$V" | grep -c '^-')"
+check_eq "find sees every file" "$N" "$(find "$V" -type f | wc -l)"
+check_eq "os.scandir + stat sees every file" "$N" "$($PY -c '
+import os, sys
+print(sum(1 for e in os.scandir(sys.argv[1]) if e.stat().st_size > 0))' "$V")"
+st=$(xget "$MNT" user.stagefs.status)
+check "the daemon asked the kernel to drop idle snapshot inodes ($st)" \
+	test "$(sed -E 's/.*reclaimed ([0-9]+).*/\1/' <<<"$st")" -gt 0
+for _ in $(seq 50); do # FORGETs arrive asynchronously
+	[ "$(sed -E 's/^inodes ([0-9]+).*/\1/' <<<"$st")" -le 1500 ] && break
+	sleep 0.1
+	st=$(xget "$MNT" user.stagefs.status)
+done
+check "it keeps near max_inodes inodes, not $N ($st)" \
+	test "$(sed -E 's/^inodes ([0-9]+).*/\1/' <<<"$st")" -le 1500
+check_eq "a reclaimed file reads back" "cell 5" "$(cat "$V/5")"
 
 check "verify reads every file, in batches" "$STAGEFS" snapshots verify big "$MNT" --jobs 2
 # "9999" sorts last of the object's file names: it is read in the second batch
