@@ -90,6 +90,12 @@ $(BIN): $(MAIN_OBJ) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(LIB) $(LDLIBS)
 
+# the daemon with the fault-injecting backend linked in (tests/fakes/faulty_backend.c)
+$(BUILD)/tests/stagefs-faulty: $(MAIN_OBJ) $(FAKE_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(FAKE_OBJ) $(LIB) $(LDLIBS)
+
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(FAKE_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
@@ -109,7 +115,7 @@ unit: $(UNIT_BIN)
 # The sanitizer build lives in build/san and runs the unit tests and the integration tests
 san:
 	$(Q)$(MAKE) --no-print-directory SANITIZE=address,undefined $(BUILD)/san/stagefs \
-	    $(UNIT_SRC:tests/unit/%.c=build/san/tests/%)
+	    $(BUILD)/san/tests/stagefs-faulty $(UNIT_SRC:tests/unit/%.c=build/san/tests/%)
 
 # install first, then build in a new make that sees the installed libraries
 # the thread sanitizer build of the tests that race threads on purpose
@@ -118,13 +124,14 @@ tsan:
 	$(Q)$(MAKE) --no-print-directory SANITIZE=thread $(TSAN_UNITS:%=build/tsan/tests/%)
 
 test: deps
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(BUILD)/tests/stagefs-faulty
 	$(Q)$(MAKE) --no-print-directory san tsan
 	$(Q)bash tests/run-all
 
 check: format-check banned unit
 
-FMT_SRC := $(wildcard common/*.[ch] backend/*.[ch] index/*.[ch] fs/*.[ch] tests/unit/*.c)
+FMT_SRC := $(wildcard common/*.[ch] backend/*.[ch] index/*.[ch] fs/*.[ch] tests/unit/*.[ch] \
+             tests/fakes/*.c)
 
 format-check:
 	$(Q)clang-format --dry-run --Werror $(FMT_SRC) 2>&1 | head -50; \

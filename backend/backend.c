@@ -10,12 +10,23 @@
 int sfs_backend_open(const struct sfs_config *cfg, struct sfs_backend **out)
 {
 	const char *name = cfg->backend ? cfg->backend : "file";
+	int rc;
 
 	if (strcmp(name, "file") == 0)
-		return sfs_backend_file_open(cfg, out);
-	if (strcmp(name, "s3") == 0)
-		return sfs_backend_s3_open(cfg, out);
-	return sfs_err(-EINVAL, "unknown backend '%s' (file or s3)", name);
+		rc = sfs_backend_file_open(cfg, out);
+	else if (strcmp(name, "s3") == 0)
+		rc = sfs_backend_s3_open(cfg, out);
+	else
+		return sfs_err(-EINVAL, "unknown backend '%s' (file or s3)", name);
+	/* only the test build links a definition (tests/fakes/faulty_backend.c) */
+	if (!rc && sfs_backend_test_wrap) {
+		rc = sfs_backend_test_wrap(out);
+		if (rc) {
+			sfs_backend_free(*out);
+			*out = NULL;
+		}
+	}
+	return rc;
 }
 
 void sfs_backend_free(struct sfs_backend *b)

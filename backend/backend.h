@@ -184,6 +184,11 @@ struct sfs_backend {
 int sfs_backend_open(const struct sfs_config *cfg, struct sfs_backend **out)
 	__attribute__((warn_unused_result));
 void sfs_backend_free(struct sfs_backend *b);
+/*
+ * Defined only in test builds (tests/fakes/faulty_backend.c): may replace *b
+ * with a wrapper of it (the fault-injecting backend).  0 or -errno.
+ */
+int sfs_backend_test_wrap(struct sfs_backend **b) __attribute__((weak));
 
 /* Per-implementation constructors (same contract as sfs_backend_open). */
 int sfs_backend_file_open(const struct sfs_config *cfg, struct sfs_backend **out);

@@ -12,11 +12,15 @@
  *      reading it
  *   4. build the canonical key and the receipt JSON
  *   5. record the intent in the index (durable)              <- crash: undo
- *   6. promote in the backend, never replacing (rename/link, or copy with the
- *      source kept: SFS_KEEP_SOURCE); EEXIST: hash -> dedup; schema -> a new
- *      token, the intent retargeted
+ *   6. write the object's record to the store (what needs room on a full
+ *      disk fails here, before anything moves), then promote in the backend,
+ *      never replacing (rename/link, or copy with the source kept:
+ *      SFS_KEEP_SOURCE); EEXIST: hash -> dedup; schema -> the record goes, a
+ *      new token, the intent retargeted; any other failure: the record goes
  *   6b. record "copied", then remove the staged copy         <- crash: finish
  *   7. in one index transaction: object row, receipt, job ended as success
+ *   (6b and 7 only go forward: a failing step is tried again, and one that
+ *   keeps failing leaves the intent for recovery)
  *   8. the committed inodes switch to the gone view
  * The steps run on a commit-job worker (fs/jobs.c), for a job reserved from
  * the queue; a crash between them is finished or undone by fs/recover.c.
@@ -276,7 +280,8 @@ static int record_part(struct sfs_backend *be, const char *rkey, int n, const ch
 	return rc == -EEXIST ? 0 : rc;
 }
 
-int sfs_commit_record(struct sfs_backend *be, struct sfs_index *ix, const struct sfs_job *j)
+int sfs_commit_record(struct sfs_backend *be, struct sfs_index *ix, const struct sfs_job *j,
+		      int *created)
 {
 	char *json = NULL, *key = NULL, *after = NULL;
 	int64_t nfiles = 0;
@@ -299,6 +304,8 @@ int sfs_commit_record(struct sfs_backend *be, struct sfs_index *ix, const struct
 		rc = sfs_index_job_sidecar(ix, j, parts, nfiles, &json);
 	if (!rc)
 		rc = sfs_backend_put_bytes(be, key, json, strlen(json), SFS_NOREPLACE);
+	if (created)
+		*created = rc == 0;
 	if (rc == -EEXIST)
 		rc = 0;
 	if (rc)
@@ -307,6 +314,31 @@ int sfs_commit_record(struct sfs_backend *be, struct sfs_index *ix, const struct
 	free(after);
 	free(json);
 	free(key);
+	return rc;
+}
+
+int sfs_commit_record_remove(struct sfs_backend *be, const char *canonical)
+{
+	char *key = NULL, *parts = NULL;
+	int rc = asprintf(&key, "%s/%s.json", SFS_OBJECT_RECORDS, canonical) < 0 ||
+				 asprintf(&parts, "%s/%s.json.parts", SFS_OBJECT_RECORDS,
+					  canonical) < 0
+			 ? -ENOMEM
+			 : 0;
+
+	/* the record first: parts without it name nothing */
+	if (!rc) {
+		rc = sfs_backend_remove(be, key);
+		if (rc == -ENOENT)
+			rc = 0;
+	}
+	if (!rc) {
+		rc = sfs_backend_remove(be, parts);
+		if (rc == -ENOENT)
+			rc = 0;
+	}
+	free(key);
+	free(parts);
 	return rc;
 }
 
@@ -335,6 +367,33 @@ static void job_progress(struct sfs_fs *fs, int64_t id, uint64_t done, uint64_t 
 			strerror(-rc));
 }
 
+/* Tries of the steps after the promotion (50, 100, 200, 400 ms apart). */
+#define FORWARD_TRIES 5
+
+/*
+ * After the promotion: the job knows the object is complete, the staged copy
+ * goes, the job ends as success.  Each step can be repeated.
+ */
+static int forward(struct commit_ctx *c, struct sfs_job *job, int dedup)
+{
+	struct sfs_fs *fs = c->fs;
+	int rc = sfs_index_job_copied(fs->ix, job);
+
+	if (!rc) {
+		(void)sfs_fault("commit-copied");
+		rc = sfs_backend_staged_remove(fs->be, c->rel);
+		if (rc == -ENOENT)
+			rc = 0; /* moved by rename */
+		if (!rc)
+			sfs_commit_forget_staged(fs->ix, c->rel);
+	}
+	if (!rc) {
+		(void)sfs_fault("commit-staged-removed");
+		rc = sfs_index_job_finish(fs->ix, job, dedup);
+	}
+	return rc;
+}
+
 static int promote(struct commit_ctx *c, struct sfs_job *job, int *dedup)
 {
 	struct sfs_fs *fs = c->fs;
@@ -342,15 +401,30 @@ static int promote(struct commit_ctx *c, struct sfs_job *job, int *dedup)
 
 	for (int tries = 0;; tries++) {
 		struct busy_key bk;
+		int created = 0;
+		/* the record first: what needs room fails before anything moves */
+		rc = sfs_commit_record(fs->be, fs->ix, job, &created);
+		if (rc)
+			return rc;
 		key_claim(&bk, c->key);
 		rc = sfs_backend_promote(fs->be, c->rel, c->key, SFS_NOREPLACE | SFS_KEEP_SOURCE);
 		key_release(&bk);
-		if (rc != -EEXIST)
-			return rc;
-		if (c->spec.hash) {
-			*dedup = 1; /* the same bytes are stored already */
+		if (rc == 0)
+			return 0;
+		if (rc == -EEXIST && c->spec.hash) {
+			*dedup =
+				1; /* the same bytes are stored already (a record made now fits them) */
 			return 0;
 		}
+		/* nothing moved: a record made for this try goes again */
+		if (created) {
+			int rrc = sfs_commit_record_remove(fs->be, c->key);
+			if (rrc)
+				sfs_log(LOG_ERR, "cannot remove the record of '%s': %s", c->key,
+					strerror(-rrc));
+		}
+		if (rc != -EEXIST)
+			return rc;
 		if (c->spec.token || tries >= MAX_TOKEN_TRIES) {
 			snprintf(c->reason, sizeof(c->reason), "canonical path '%.400s' exists",
 				 c->key);
@@ -595,32 +669,28 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, int64_t job_id, const char
 				(long long)job.id, strerror(-arc));
 		goto out;
 	}
-	/* step 6b: the canonical object is complete; then the staged copy goes */
-	/* past the promotion only crashes are injected: recovery finishes from there */
+	/*
+	 * Steps 6b and 7: the canonical object is complete, so from here the
+	 * commit only goes forward.  A step that fails is tried again (a store's
+	 * passing error must not leave a complete object unrecorded); one that
+	 * keeps failing leaves the intent, which the mount's recovery finishes.
+	 * Past the promotion only crashes are injected (fault points).
+	 */
 	(void)sfs_fault("commit-promoted");
-	rc = sfs_index_job_copied(fs->ix, &job);
-	if (!rc) {
-		(void)sfs_fault("commit-copied");
-		rc = sfs_backend_staged_remove(fs->be, c->rel);
-		if (rc == -ENOENT)
-			rc = 0; /* moved by rename */
-		if (!rc)
-			sfs_commit_forget_staged(fs->ix, c->rel);
-	}
-	if (!rc)
-		rc = sfs_commit_record(fs->be, fs->ix, &job);
-	if (rc) {
-		sfs_log(LOG_ERR, "commit of '%s' copied but not cleaned up: %s (recovery will)",
-			c->rel, strerror(-rc));
-		goto out;
-	}
-	/* step 7: record */
-	(void)sfs_fault("commit-staged-removed");
-	rc = sfs_index_job_finish(fs->ix, &job, dedup);
-	if (rc) {
-		/* moved but not recorded: the intent stays, recovery finishes it */
-		sfs_log(LOG_ERR, "commit of '%s' moved but not recorded: %s", c->rel,
+	for (int attempt = 1;; attempt++) {
+		rc = forward(c, &job, dedup);
+		if (!rc || attempt == FORWARD_TRIES)
+			break;
+		sfs_log(LOG_WARNING, "commit of '%s': %s after the promotion; trying again", c->rel,
 			strerror(-rc));
+		struct timespec ts = {0, 50000000L << (attempt - 1)};
+		nanosleep(&ts, NULL);
+	}
+	if (rc) {
+		sfs_log(LOG_ERR,
+			"commit of '%s' promoted but not finished: %s (the mount's recovery "
+			"finishes it)",
+			c->rel, strerror(-rc));
 		goto out;
 	}
 	pthread_mutex_lock(&fs->lock);

@@ -279,8 +279,15 @@ int sfs_jobs_retry(struct sfs_fs *fs) __attribute__((warn_unused_result));
 /* Where in's newest job stands ("queued", "committing d/t", "error: why"), "" when none. */
 void sfs_jobs_status(struct sfs_fs *fs, struct sfs_stg *in, char *buf, size_t len);
 
-/* The object's record in the store (SFS_OBJECT_RECORDS); kept when it exists. */
-int sfs_commit_record(struct sfs_backend *be, struct sfs_index *ix, const struct sfs_job *j)
+/*
+ * The object's record in the store (SFS_OBJECT_RECORDS), written before the
+ * promotion (so a full disk fails the commit, not the step after it); kept
+ * when it exists.  *created (may be NULL): 1 when this call wrote it.
+ */
+int sfs_commit_record(struct sfs_backend *be, struct sfs_index *ix, const struct sfs_job *j,
+		      int *created) __attribute__((warn_unused_result));
+/* Remove the record of canonical key (and its parts): its commit was undone.  0 or -errno. */
+int sfs_commit_record_remove(struct sfs_backend *be, const char *canonical)
 	__attribute__((warn_unused_result));
 /* The staged entry rel is canonical now: its index rows of stored staged files go. */
 void sfs_commit_forget_staged(struct sfs_index *ix, const char *rel);

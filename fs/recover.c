@@ -9,6 +9,8 @@
  *     (its key was drawn for this commit): removed; the intent is void;
  *   - staged entry present, canonical absent: the intent is void;
  *   - neither: logged, the intent is void.
+ * A void intent's record (written before the promotion) is removed, unless
+ * its hash object exists.
  * A job whose intent is void stays reserved with nothing moved; the mount
  * then queues it again (fs/jobs.c) and it runs from the start.
  */
@@ -71,6 +73,13 @@ static int recover_one(void *arg, struct sfs_job *j)
 	if (staged == -ENOENT)
 		sfs_log(LOG_ERR, "commit intent %lld: neither 'staging/%s' nor '%s' exists",
 			(long long)j->id, j->staging, j->canonical);
+	/* the record written before the promotion describes no object now (a hash
+	   object found complete, or known before, keeps it) */
+	if (canon == -ENOENT || !hash) {
+		rc = sfs_commit_record_remove(r->be, j->canonical);
+		if (rc)
+			return sfs_err(rc, "cannot remove the record of '%s'", j->canonical);
+	}
 	rc = sfs_index_job_abort(r->ix, j->id);
 	if (!rc) {
 		r->undone++;
@@ -80,7 +89,7 @@ static int recover_one(void *arg, struct sfs_job *j)
 	}
 	return rc;
 finish:
-	rc = sfs_commit_record(r->be, r->ix, j);
+	rc = sfs_commit_record(r->be, r->ix, j, NULL);
 	if (rc)
 		return rc;
 	/* dedup when the object was known before this commit recorded it */

@@ -172,7 +172,10 @@ int sfs_index_import_object(struct sfs_index *ix, const char *key, const char *r
 	__attribute__((warn_unused_result));
 /* The intent is void (nothing moved): step, key and files cleared; the status stays. */
 int sfs_index_job_abort(struct sfs_index *ix, int64_t id) __attribute__((warn_unused_result));
-/* End the job as error with errno err (positive) and reason. */
+/*
+ * End the job as error with errno err (positive) and reason; not a job whose
+ * promotion is under way or done (a step recorded): recovery ends that one.
+ */
 int sfs_index_job_fail(struct sfs_index *ix, int64_t id, int err, const char *reason)
 	__attribute__((warn_unused_result));
 /* Bytes digested or copied so far (what `stagefs jobs` and the status show). */

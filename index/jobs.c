@@ -368,7 +368,9 @@ int sfs_index_job_fail(struct sfs_index *ix, int64_t id, int err, const char *re
 	snprintf(ebuf, sizeof(ebuf), "%d", err);
 	return job_update(ix, id,
 			  "UPDATE jobs SET status='error', step=NULL, errno=?2, error=?3,"
-			  " finished=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id=?1",
+			  " finished=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id=?1"
+			  /* a promotion under way or done: the intent stays, recovery ends it */
+			  " AND step IS NULL",
 			  2, (const char *const[]){ebuf, reason ? reason : ""});
 }
 
