@@ -161,6 +161,14 @@ void sfs_stg_sync_meta(struct sfs_fs *fs, struct sfs_stg *in);
 void sfs_stg_sync_unlinked(struct sfs_fs *fs, struct sfs_stg *dir, const char *name, int is_dir);
 void sfs_stg_sync_renamed(struct sfs_fs *fs, struct sfs_stg *dir, const char *name,
 			  struct sfs_stg *newdir, const char *newname);
+/*
+ * A commit is about to copy staged file rel (open as fd, no writer left): when
+ * the store's copy is not the one the journal recorded for fd's size and
+ * mtime (a truncate by path, an upload that failed), store it now, durably.
+ * No-op for a backend without uploads.  0 or -errno.
+ */
+int sfs_stg_sync_current(struct sfs_fs *fs, const char *rel, int fd)
+	__attribute__((warn_unused_result));
 int sfs_stg_sync_linked(struct sfs_fs *fs, struct sfs_stg *in, struct sfs_stg *dir,
 			const char *name) __attribute__((warn_unused_result));
 

@@ -176,6 +176,27 @@ int sfs_stg_sync_store(struct sfs_fs *fs, struct sfs_stg *in, int fd, int durabl
 	return rc;
 }
 
+int sfs_stg_sync_current(struct sfs_fs *fs, const char *rel, int fd)
+{
+	struct stat st;
+	int rc;
+
+	if (!sfs_stg_uploads(fs))
+		return 0;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (journal_stored(fs, rel, &st) == 1 || fgetxattr(fd, SFS_XATTR_EVICTED, NULL, 0) >= 0)
+		return 0; /* stored as it is (an evicted file's bytes are in the store only) */
+	rc = sfs_backend_staged_sync(fs->be, rel, fd, 1);
+	if (rc)
+		return sfs_err(rc, "cannot store staged '%s' before its commit", rel);
+	sfs_log(LOG_NOTICE, "stored staged '%s' before its commit (the store had older bytes)",
+		rel);
+	journal_record(fs, rel, fd, &st);
+	sfs_cache_stored(fs, fd);
+	return 0;
+}
+
 void sfs_stg_sync_meta(struct sfs_fs *fs, struct sfs_stg *in)
 {
 	char *rel = NULL;

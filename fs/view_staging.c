@@ -431,6 +431,15 @@ static int stg_setattr(struct sfs_fs *fs, struct sfs_inode *base, struct sfs_fh 
 			goto out;
 		sfs_stg_io_truncated(in, ofd >= 0 ? ofd : pfd, attr->st_size);
 		(void)removexattr(proc, SFS_XATTR_HINT); /* after the job that could store it */
+		if (ofd < 0 && sfs_stg_uploads(fs)) {
+			/* a truncate by path has no close to store it: store it now */
+			int sfd = sfs_stg_open(fs, in, O_RDONLY);
+			rc = sfd < 0 ? sfd : sfs_stg_sync_store(fs, in, sfd, 0);
+			if (sfd >= 0)
+				close(sfd);
+			if (rc)
+				goto out;
+		}
 	}
 	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
 		struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};

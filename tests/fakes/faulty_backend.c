@@ -7,11 +7,12 @@
  * Linked into build/tests/stagefs-faulty (the daemon and CLI, for tests) and
  * the unit tests; the stagefs binary users run has no such code.  With
  * STAGEFS_FAULTY=CTL in the environment every backend sfs_backend_open makes
- * is wrapped: CTL is a file holding "N [ERRNO]".  Each time its text changes
- * the count restarts, and the Nth changing call from then on (staged_sync,
- * staged_unlink, staged_rename, staged_remove, put_bytes, promote, remove,
- * move, sync) fails with -ERRNO (default EIO) without reaching the real
- * backend; once, until CTL changes again.  "0" or a missing CTL fails
+ * is wrapped: CTL is a file holding "N [ERRNO [TIMES]]".  Each time its text
+ * changes the count restarts, and the Nth changing call from then on
+ * (staged_sync, staged_unlink, staged_rename, staged_remove, put_bytes,
+ * promote, remove, move, sync) fails with -ERRNO (default EIO) without
+ * reaching the real backend, and so do the TIMES - 1 after it (default: only
+ * that one), until CTL changes again.  "0" or a missing CTL fails
  * nothing.  Each failure is logged and appended to CTL.log as
  * "N op key".  Reads pass through untouched.
  */
@@ -32,9 +33,9 @@ struct faulty {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static char seen[64];	   /* CTL's text when the count restarted; lock */
-static long target, calls; /* lock */
-static int err = EIO;	   /* lock */
+static char seen[64];		  /* CTL's text when the count restarted; lock */
+static long target, calls, times; /* lock */
+static int err = EIO;		  /* lock */
 
 static struct sfs_backend *IN(struct sfs_backend *b)
 {
@@ -57,15 +58,16 @@ static int fault(struct sfs_backend *b, const char *op, const char *key)
 	pthread_mutex_lock(&lock);
 	if (strcmp(text, seen) != 0) {
 		snprintf(seen, sizeof(seen), "%s", text);
-		char *end = NULL;
+		char *end = NULL, *end2 = NULL;
 		target = strtol(text, &end, 10);
-		long e = end ? strtol(end, NULL, 10) : 0;
+		long e = end ? strtol(end, &end2, 10) : 0;
+		long t = end2 ? strtol(end2, NULL, 10) : 0;
 		err = e > 0 ? (int)e : EIO;
+		times = t > 0 ? t : 1;
 		calls = 0;
 	}
-	if (target > 0 && ++calls == target) {
+	if (target > 0 && ++calls >= target && calls < target + times) {
 		rc = -err;
-		target = 0; /* once */
 		char *logf = NULL;
 		if (asprintf(&logf, "%s.log", f->ctl) >= 0) {
 			FILE *l = fopen(logf, "a");

@@ -145,6 +145,15 @@ os.close(fd)' "$D/a.txt" 2>&1)
 	check_eq "the file holds what was written" second "$(cat "$D/a.txt")"
 	check "its bytes reach the store in the end (the close uploads again)" \
 		bash -c "for i in \$(seq 50); do [ \"\$(cat '$(sobj _staging/lab/Faults/a.txt)' 2>/dev/null)\" = second ] && exit 0; sleep 0.1; done; exit 1"
+	# the last upload of a file fails: a commit stores the current bytes before it copies
+	printf 'old\n' >"$D/c.txt"
+	arm "1 5 1000" # every upload fails, the close's retries too
+	printf 'new\n' >"$D/c.txt" 2>/dev/null
+	arm 0
+	check_eq "the store still has the older bytes" old "$(cat "$(sobj _staging/lab/Faults/c.txt)")"
+	check_eq "commit the file" OK "$(commit "$D/c.txt" '{"field":"c","key":{"id":1},"token":"fltTOK02"}')"
+	check_eq "the canonical object holds the bytes written last" new \
+		"$(cat "$MNT/_schema/lab/Faults/id=1/c_fltTOK02.txt")"
 fi
 unmount_fs
 out=$(fsck_clean)
