@@ -338,6 +338,7 @@ _cleanup() {
 		[ -n "$AT_EXIT" ] && eval "$AT_EXIT"
 		[ -n "$S3_DIR" ] && bash "$REPO_ROOT/scripts/s3-server" stop "$S3_DIR" >/dev/null 2>&1
 		[ -n "$MNT2" ] && fusermount3 -uz "$MNT2" 2>/dev/null
+		[ -n "${STAGEFS_TEST_KEEP:-}" ] && cp "$T/daemon.log" "$STAGEFS_TEST_KEEP" 2>/dev/null
 		is_mounted || rm -rf "$T"
 	fi
 	if [ "$status" -ne 0 ] && [ "$status" -ne 77 ] && [ "$FAILED" -eq 0 ]; then

@@ -56,12 +56,15 @@ check_eq "commits work after a crash" OK "$(commit "$D/after" hash)"
 
 # crash during a large directory commit: all or nothing
 # make_tree DIR: 2000 small files in 40 dirs + 16 x 2 MiB files written out of order
-# (no write-time digest: the commit has to read them, which gives a window to kill)
+# (no write-time digest: the commit has to read them, which gives a window to kill);
+# on s3, where each file is an upload and a copy, 700 small files
+NSMALL=2000
+[ "$BACKEND" = s3 ] && NSMALL=700
 make_tree() {
-	$PY - "$1" <<'EOF'
+	$PY - "$1" "$NSMALL" <<'EOF'
 import os, sys
 root = sys.argv[1]
-for i in range(2000):
+for i in range(int(sys.argv[2])):
     d = os.path.join(root, "g%02d" % (i % 40))
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "c%04d" % i), "wb") as f:
@@ -152,7 +155,7 @@ for delay in 0 0.08 0.3; do
 	[ "$acked" = OK ] && acked_n=$((${acked_n:-0} + 1))
 	check_eq "  receipt after the commit" "_schema/lab/Sess/run=$name/bulk_crashTOK.zarr" \
 		"$(json_get path <"$D/.receipts/$name.json" 2>&1)"
-	check_eq "  metadata of the object" 2016 \
+	check_eq "  metadata of the object" $((NSMALL + 16)) \
 		"$(xget "$canon" user.stagefs.metadata | json_get item_count)"
 	check_eq "  the object holds the tree" "$want" "$(tree_manifest "$canon")"
 done
