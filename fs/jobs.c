@@ -46,7 +46,8 @@ struct sfs_jobq {
 	pthread_cond_t done; /* a job ended */
 	pthread_t threads[SFS_JOB_WORKERS];
 	int nthreads, stop;
-	unsigned long kicks; /* jobs queued since the workers last found none */
+	unsigned long
+		kicks; /* times a job was queued (only grows; each worker knows what it saw) */
 	struct waiter *waiters;
 };
 
@@ -139,10 +140,16 @@ static void *worker(void *arg)
 {
 	struct sfs_fs *fs = arg;
 	struct sfs_jobq *q = fs->jobq;
+	/*
+	 * kicks only grows; this worker sleeps while it has looked since the
+	 * last one.  (Resetting a shared counter lost a kick that came between
+	 * another worker's look and its reset: the job stayed pending.)
+	 */
+	unsigned long looked = 0;
 
 	for (;;) {
 		pthread_mutex_lock(&q->lock);
-		while (!q->stop && !q->kicks)
+		while (!q->stop && q->kicks == looked)
 			pthread_cond_wait(&q->work, &q->lock);
 		if (q->stop) {
 			pthread_mutex_unlock(&q->lock);
@@ -158,15 +165,12 @@ static void *worker(void *arg)
 			sfs_job_release(&j);
 			continue;
 		}
-		if (rc != -ENOENT)
-			sfs_log(LOG_ERR, "commit jobs: cannot reserve one: %s", strerror(-rc));
-		/* none pending: sleep until a job is queued after what this look saw */
-		pthread_mutex_lock(&q->lock);
-		if (q->kicks == seen)
-			q->kicks = 0;
-		pthread_mutex_unlock(&q->lock);
-		if (rc != -ENOENT)
-			sleep(1);
+		if (rc == -ENOENT) {
+			looked = seen; /* every job queued before those kicks was there to see */
+			continue;
+		}
+		sfs_log(LOG_ERR, "commit jobs: cannot reserve one: %s", strerror(-rc));
+		sleep(1); /* and look again */
 	}
 }
 
