@@ -258,6 +258,29 @@ static int missing_cb(void *arg, const char *path, const char *metadata)
 	return 0;
 }
 
+struct under {
+	const char *prefix;
+	uint64_t known, found;
+};
+
+static int count_known(void *arg, const char *path, const char *metadata)
+{
+	(void)path;
+	(void)metadata;
+	((struct under *)arg)->known++;
+	return 0;
+}
+
+static int count_found(void *arg, const char *object)
+{
+	struct under *u = arg;
+	size_t n = strlen(u->prefix);
+
+	if (strncmp(object, u->prefix, n) == 0 && (object[n] == '\0' || object[n] == '/'))
+		u->found++;
+	return 0;
+}
+
 struct hash_ctx {
 	struct sfs_backend *be;
 	struct sfs_snapdb *db;
@@ -326,9 +349,16 @@ static int build_live(struct sfs_backend *be, struct sfs_index *ix, const struct
 	free(b.last_obj);
 	if (rc)
 		return rc;
-	/* every object the index knows must be in the store */
+	/* every object the index knows must be in the store: the counts first (the walk found
+	   only objects the index knows), name by name only when they differ */
 	for (size_t i = 0; !rc && i < nprefixes; i++) {
 		struct missing m = {.db = db};
+		struct under u = {.prefix = prefixes[i]};
+		rc = sfs_index_objects_under(ix, prefixes[i], count_known, &u);
+		if (!rc)
+			rc = sfs_snapdb_each_object(db, count_found, &u);
+		if (rc || u.known == u.found)
+			continue;
 		rc = sfs_index_objects_under(ix, prefixes[i], missing_cb, &m);
 		if (!rc && m.n) {
 			say(why, whylen,

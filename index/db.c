@@ -152,7 +152,7 @@ static int migrate(struct sfs_index *ix)
 	rc = sqlite3_prepare_v2(ix->db, "PRAGMA user_version", -1, &st, NULL);
 	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
 		version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	if (rc != SQLITE_OK)
 		return ix_xlate(ix, rc, "read schema version");
 	if (version > n)
@@ -225,6 +225,8 @@ void sfs_index_close(struct sfs_index *ix)
 {
 	if (!ix)
 		return;
+	for (int i = 0; i < IX_STMT_CACHE; i++)
+		sqlite3_finalize(ix->cache[i].st);
 	if (ix->db)
 		sqlite3_close_v2(ix->db);
 	pthread_mutex_destroy(&ix->lock);
@@ -235,9 +237,41 @@ void sfs_index_close(struct sfs_index *ix)
 /* Prepare sql and bind text parameters (NULL -> SQL NULL). */
 int ix_prep(struct sfs_index *ix, sqlite3_stmt **st, const char *sql)
 {
-	int rc = sqlite3_prepare_v2(ix->db, sql, -1, st, NULL);
+	int slot = -1;
 
-	return rc == SQLITE_OK ? 0 : ix_xlate(ix, rc, sql);
+	/* the same text again (a publish or a commit asks the same few queries per file) */
+	for (int i = 0; i < IX_STMT_CACHE; i++) {
+		if (!ix->cache[i].st) {
+			if (slot < 0)
+				slot = i;
+		} else if (!ix->cache[i].busy && strcmp(sqlite3_sql(ix->cache[i].st), sql) == 0) {
+			ix->cache[i].busy = 1;
+			*st = ix->cache[i].st;
+			return 0;
+		}
+	}
+	int rc = sqlite3_prepare_v2(ix->db, sql, -1, st, NULL);
+	if (rc != SQLITE_OK)
+		return ix_xlate(ix, rc, sql);
+	if (slot >= 0 && *st) {
+		ix->cache[slot].st = *st;
+		ix->cache[slot].busy = 1;
+	}
+	return 0;
+}
+
+void ix_finalize(struct sfs_index *ix, sqlite3_stmt *st)
+{
+	if (!st)
+		return;
+	for (int i = 0; i < IX_STMT_CACHE; i++)
+		if (ix->cache[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			ix->cache[i].busy = 0;
+			return;
+		}
+	sqlite3_finalize(st);
 }
 
 void ix_bind_text(sqlite3_stmt *st, int i, const char *s)
@@ -269,7 +303,7 @@ int sfs_index_check(struct sfs_index *ix)
 			bad = 1;
 		}
 	}
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	pthread_mutex_unlock(&ix->lock);
 	if (rc)
 		return rc;
@@ -287,7 +321,7 @@ int ix_run_bound(struct sfs_index *ix, const char *sql, int n, const char *const
 			ix_bind_text(st, i + 1, args[i]);
 		rc = ix_xlate(ix, sqlite3_step(st), sql);
 	}
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	return rc;
 }
 
@@ -310,7 +344,7 @@ int ix_query_text(struct sfs_index *ix, const char *sql, int n, const char *cons
 			rc = s == SQLITE_DONE ? -ENOENT : ix_xlate(ix, s, sql);
 		}
 	}
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	pthread_mutex_unlock(&ix->lock);
 	return rc;
 }

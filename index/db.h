@@ -13,10 +13,17 @@
 
 #include "index/index.h"
 
+#define IX_STMT_CACHE 48
+
 struct sfs_index {
 	sqlite3 *db; /* protected by lock */
 	pthread_mutex_t lock;
 	char *path;
+	/* prepared statements kept for reuse (ix_prep / ix_finalize); lock */
+	struct ix_cached {
+		sqlite3_stmt *st;
+		int busy;
+	} cache[IX_STMT_CACHE];
 };
 
 /* SQLite's rc -> 0 or -errno, logging what failed with SQLite's message. */
@@ -25,8 +32,14 @@ int ix_xlate(struct sfs_index *ix, int rc, const char *what);
 int ix_exec(struct sfs_index *ix, const char *sql);
 /* End the transaction begun with BEGIN IMMEDIATE: COMMIT when rc is 0, else ROLLBACK. */
 int ix_tx_end(struct sfs_index *ix, int rc);
-/* Prepare sql; caller holds lock. */
+/*
+ * Prepare sql, or take the statement kept from an earlier ix_prep of the
+ * same text (reset, no bindings); caller holds lock.  Give it back with
+ * ix_finalize, never sqlite3_finalize.
+ */
 int ix_prep(struct sfs_index *ix, sqlite3_stmt **st, const char *sql);
+/* Done with st (from ix_prep or NULL): a kept statement is reset for the next ix_prep. */
+void ix_finalize(struct sfs_index *ix, sqlite3_stmt *st);
 /* Bind s (NULL -> SQL NULL) as parameter i. */
 void ix_bind_text(sqlite3_stmt *st, int i, const char *s);
 /* Column i as a new string, or NULL. */

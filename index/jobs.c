@@ -71,7 +71,7 @@ static int job_one_locked(struct sfs_index *ix, const char *sql, const char *arg
 		else
 			rc = r == SQLITE_DONE ? -ENOENT : ix_xlate(ix, r, sql);
 	}
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	return rc;
 }
 
@@ -93,7 +93,7 @@ int sfs_index_job_queue(struct sfs_index *ix, const char *staging, const char *v
 		ix_bind_text(st, 1, staging);
 		busy = sqlite3_step(st) == SQLITE_ROW;
 	}
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	if (!rc && busy)
 		rc = -EBUSY;
 	if (!rc)
@@ -198,7 +198,7 @@ int sfs_index_job_begin(struct sfs_index *ix, struct sfs_job *j)
 		if (!rc && j->id && sqlite3_changes(ix->db) == 0)
 			rc = -ENOENT;
 	}
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	st = NULL;
 	int64_t id = rc ? 0 : j->id ? j->id : sqlite3_last_insert_rowid(ix->db);
 	if (!rc)
@@ -207,7 +207,7 @@ int sfs_index_job_begin(struct sfs_index *ix, struct sfs_job *j)
 		sqlite3_bind_int64(st, 1, id);
 		rc = ix_xlate(ix, sqlite3_step(st), "clear the files of a commit");
 	}
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	st = NULL;
 	if (!rc && j->nfiles)
 		rc = ix_prep(ix, &st,
@@ -220,7 +220,7 @@ int sfs_index_job_begin(struct sfs_index *ix, struct sfs_job *j)
 		ix_bind_text(st, 4, j->files[i].md5);
 		rc = ix_xlate(ix, sqlite3_step(st), "record the files of a commit");
 	}
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	rc = ix_tx_end(ix, rc);
 	if (!rc) {
 		j->id = id;
@@ -252,7 +252,7 @@ int sfs_index_job_retarget(struct sfs_index *ix, struct sfs_job *j, const char *
 		sqlite3_bind_int64(st, 3, j->id);
 		rc = ix_xlate(ix, sqlite3_step(st), "retarget commit");
 	}
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	pthread_mutex_unlock(&ix->lock);
 	if (rc) {
 		free(c);
@@ -453,7 +453,7 @@ static int jobs_each(struct sfs_index *ix, const char *sql, const char *arg, int
 	}
 	if (!rc && r != SQLITE_DONE)
 		rc = ix_xlate(ix, r, sql);
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	pthread_mutex_unlock(&ix->lock);
 	for (size_t i = 0; i < n; i++) {
 		if (!rc)
@@ -513,7 +513,7 @@ int sfs_index_jobs_count(struct sfs_index *ix, struct sfs_job_counts *out)
 	}
 	if (!rc && r != SQLITE_DONE)
 		rc = ix_xlate(ix, r, sql);
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	pthread_mutex_unlock(&ix->lock);
 	return rc;
 }
@@ -561,7 +561,7 @@ int sfs_index_job_add_files(struct sfs_index *ix, int64_t id, const struct sfs_j
 		ix_bind_text(st, 4, files[i].md5);
 		rc = ix_xlate(ix, sqlite3_step(st), "record the files of a commit");
 	}
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	rc = ix_tx_end(ix, rc);
 out:
 	pthread_mutex_unlock(&ix->lock);

@@ -65,10 +65,10 @@ int sfs_index_build_metadata(struct sfs_index *ix, const struct sfs_meta_in *m, 
 				rc = ix_xlate(ix, sqlite3_errcode(ix->db), "build metadata");
 			}
 		}
-		sqlite3_finalize(st2);
+		ix_finalize(ix, st2);
 	}
 out:
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	pthread_mutex_unlock(&ix->lock);
 	if (rc) {
 		free(res);

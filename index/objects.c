@@ -62,7 +62,7 @@ int sfs_index_file_md5(struct sfs_index *ix, const char *path, char md5[33], cha
 			rc = r == SQLITE_ROW || r == SQLITE_DONE ? -ENOENT : ix_xlate(ix, r, sql);
 		}
 	}
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	pthread_mutex_unlock(&ix->lock);
 	return rc;
 }
@@ -85,7 +85,7 @@ int sfs_index_objects_under(struct sfs_index *ix, const char *prefix,
 		if (!rc && r != SQLITE_DONE)
 			rc = ix_xlate(ix, r, sql);
 	}
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	pthread_mutex_unlock(&ix->lock);
 	return rc;
 }
@@ -148,7 +148,7 @@ int sfs_index_object_files_each(struct sfs_index *ix,
 			(const char *)sqlite3_column_text(st, 2));
 	if (!rc && r != SQLITE_DONE)
 		rc = ix_xlate(ix, r, sql);
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	pthread_mutex_unlock(&ix->lock);
 	return rc;
 }
@@ -171,7 +171,7 @@ int sfs_index_receipt_orphans(struct sfs_index *ix,
 			(const char *)sqlite3_column_text(st, 2));
 	if (!rc && r != SQLITE_DONE)
 		rc = ix_xlate(ix, r, sql);
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	pthread_mutex_unlock(&ix->lock);
 	return rc;
 }

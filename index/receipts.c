@@ -62,7 +62,7 @@ int sfs_index_receipt_list(struct sfs_index *ix, const char *dir,
 		sizes[n] = sqlite3_column_int64(st, 1);
 		n++;
 	}
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	pthread_mutex_unlock(&ix->lock);
 	for (size_t i = 0; i < n; i++) {
 		if (!rc && names[i])

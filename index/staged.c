@@ -32,7 +32,7 @@ static int insert_xattrs(struct sfs_index *ix, const char *rel, const struct sfs
 				  (int)r->xattrs[i].len, SQLITE_STATIC);
 		rc = ix_xlate(ix, sqlite3_step(st), "record a staged file's xattr");
 	}
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	return rc;
 }
 
@@ -71,7 +71,7 @@ static int staged_write(struct sfs_index *ix, const char *rel, const struct sfs_
 		rc = ix_xlate(ix, sqlite3_step(st), "record a stored staged file");
 		have = !rc && sqlite3_changes(ix->db) > 0; /* meta_only: no row, nothing to do */
 	}
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	if (!rc && have)
 		rc = insert_xattrs(ix, rel, r);
 	rc = ix_tx_end(ix, rc);
@@ -132,7 +132,7 @@ static int staged_xattrs(struct sfs_index *ix, const char *rel, struct sfs_stage
 	}
 	if (!rc && step != SQLITE_DONE)
 		rc = ix_xlate(ix, step, "read a staged file's xattrs");
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	return rc;
 }
 
@@ -156,7 +156,7 @@ int sfs_index_staged_get(struct sfs_index *ix, const char *rel, struct sfs_stage
 			out->size = (uint64_t)sqlite3_column_int64(st, 0);
 			out->mode = (unsigned)sqlite3_column_int64(st, 1);
 			out->mtime_ns = sqlite3_column_int64(st, 2);
-			sqlite3_finalize(st);
+			ix_finalize(ix, st);
 			st = NULL;
 			rc = staged_xattrs(ix, rel, out);
 			if (rc)
@@ -166,7 +166,7 @@ int sfs_index_staged_get(struct sfs_index *ix, const char *rel, struct sfs_stage
 						 : ix_xlate(ix, step, "look up a staged file");
 		}
 	}
-	sqlite3_finalize(st);
+	ix_finalize(ix, st);
 	pthread_mutex_unlock(&ix->lock);
 	return rc;
 }

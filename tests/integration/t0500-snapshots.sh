@@ -148,6 +148,15 @@ check "it names the object ($out)" grep -q "'$H5' is missing" <<<"$out"
 mv "$T/h5.save" "$(sobj "$H5")"
 check "restored: verify passes again" "$STAGEFS" snapshots verify v1 "$MNT"
 
+# an object the index knows but the store lacks: publish refuses, naming it
+mv "$(sobj "$H5")" "$T/h5.save"
+out=$("$STAGEFS" publish "$MNT" holes 2>&1)
+check_eq "publish with an object missing from the store: exit 1" 1 $?
+check "it names the object and says what to run ($out)" grep -q "not in the store ('$H5' first); run stagefs fsck" <<<"$out"
+mv "$T/h5.save" "$(sobj "$H5")"
+"$STAGEFS" snapshots show holes "$MNT" >/dev/null 2>&1
+check_eq "and no snapshot 'holes' was made" 1 $?
+
 # delete leaves a tombstone
 check "delete race" "$STAGEFS" snapshots delete race "$MNT"
 out=$("$STAGEFS" snapshots show race "$MNT" 2>&1)
