@@ -12,7 +12,18 @@
 #include "common/log.h"
 #include "index/addressing.h"
 
-enum { ST_ADD, ST_LOOKUP, ST_NODE, ST_CHILDREN, ST_PATH, ST_META, ST_HAS, ST_SETMD5, ST_N };
+enum {
+	ST_ADD,
+	ST_LOOKUP,
+	ST_NODE,
+	ST_CHILDREN,
+	ST_PATH,
+	ST_META,
+	ST_HAS,
+	ST_SETMD5,
+	ST_TREE,
+	ST_N
+};
 
 static const char *const sqls[ST_N] = {
 	[ST_ADD] = "INSERT INTO e(path,is_dir,size,mtime,md5,object,metadata) "
@@ -28,6 +39,8 @@ static const char *const sqls[ST_N] = {
 	[ST_META] = "SELECT metadata FROM e WHERE id=?1",
 	[ST_HAS] = "SELECT is_dir, coalesce(size,0) FROM e WHERE path=?1",
 	[ST_SETMD5] = "UPDATE e SET md5=?2 WHERE path=?1",
+	[ST_TREE] = "SELECT id, name, md5, size FROM e WHERE parent=?1 AND is_dir=?2 AND id<>1 "
+		    "ORDER BY name",
 };
 
 struct sfs_snapdb {
@@ -557,17 +570,13 @@ int sfs_snapdb_each_object(struct sfs_snapdb *d, int (*cb)(void *arg, const char
 static int tree_rows(struct sfs_snapdb *d, int64_t dir, int is_dir,
 		     int (*fn)(void *, sqlite3_stmt *), void *arg)
 {
-	sqlite3_stmt *s = NULL;
-	int rc, r = SQLITE_DONE;
+	int rc = 0, r = SQLITE_DONE;
 
 	pthread_mutex_lock(&d->lock);
-	rc = xl(d,
-		sqlite3_prepare_v2(
-			d->db,
-			"SELECT id, name, md5, size FROM e WHERE parent=?1 AND is_dir=?2 "
-			"AND id<>1 ORDER BY name",
-			-1, &s, NULL),
-		"checksum");
+	/* one directory's rows, read to the end before the walk asks for the next */
+	sqlite3_stmt *s = stmt(d, ST_TREE);
+	if (!s && !(rc = xl(d, sqlite3_errcode(d->db), "checksum")))
+		rc = -EIO;
 	if (!rc) {
 		sqlite3_bind_int64(s, 1, dir);
 		sqlite3_bind_int(s, 2, is_dir);
@@ -576,7 +585,8 @@ static int tree_rows(struct sfs_snapdb *d, int64_t dir, int is_dir,
 		rc = fn(arg, s);
 	if (!rc && r != SQLITE_DONE)
 		rc = xl(d, r, "checksum");
-	sqlite3_finalize(s);
+	if (s)
+		sqlite3_reset(s);
 	pthread_mutex_unlock(&d->lock);
 	return rc;
 }
