@@ -207,6 +207,8 @@ void sfs_table_free_all(struct sfs_fs *fs)
 		for (struct sfs_inode *in = fs->table[i]; in; in = in->hnext)
 			if (in->view == &sfs_view_staging || in->view == &sfs_view_gone)
 				((struct sfs_stg *)in)->parent = NULL;
+			else if (in->view == &sfs_view_snapshot)
+				sfs_snapnode_unparent_locked(in);
 	for (size_t i = 0; i < fs->table_size; i++) {
 		struct sfs_inode *in = fs->table[i], *next;
 		for (; in; in = next) {
@@ -277,14 +279,15 @@ static void sweep_locked(struct sfs_fs *fs, struct sweep *sw)
 	}
 }
 
-static void reclaim(struct sfs_fs *fs)
+/* One reclaim: the kernel is asked to drop idle inodes until enough are asked; returns how many. */
+static size_t reclaim(struct sfs_fs *fs)
 {
 	struct sweep sw = {.want = SWEEP_BATCH};
-	size_t passes = 0;
+	size_t passes = 0, asked = 0;
 
 	sw.batch = calloc(SWEEP_BATCH, sizeof(*sw.batch));
 	if (!sw.batch)
-		return;
+		return 0;
 	for (;;) {
 		pthread_mutex_lock(&fs->lock);
 		size_t over = fs->nstaging > fs->inode_low ? fs->nstaging - fs->inode_low : 0;
@@ -307,6 +310,7 @@ static void reclaim(struct sfs_fs *fs)
 			free(sw.batch[i].name);
 		}
 		__atomic_add_fetch(&fs->reclaimed, sw.n, __ATOMIC_RELAXED);
+		asked += sw.n;
 		pthread_mutex_lock(&fs->nlock);
 		int stop = fs->nstop;
 		pthread_mutex_unlock(&fs->nlock);
@@ -314,6 +318,7 @@ static void reclaim(struct sfs_fs *fs)
 			break;
 	}
 	free(sw.batch);
+	return asked;
 }
 
 static void *notifier_main(void *arg)
@@ -340,7 +345,27 @@ static void *notifier_main(void *arg)
 		} else {
 			fs->nreclaim = 0;
 			pthread_mutex_unlock(&fs->nlock);
-			reclaim(fs);
+			size_t asked = reclaim(fs);
+			pthread_mutex_lock(&fs->lock);
+			int over = fs->inode_high && fs->nstaging > fs->inode_high;
+			pthread_mutex_unlock(&fs->lock);
+			pthread_mutex_lock(&fs->nlock);
+			if (asked && over && !fs->nstop) {
+				/* the FORGETs of what was asked are on their way: look again soon,
+				   though no new inode comes to wake the sweep (a listing ended) */
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_nsec += 200 * 1000000L;
+				if (ts.tv_nsec >= 1000000000L) {
+					ts.tv_sec++;
+					ts.tv_nsec -= 1000000000L;
+				}
+				while (!fs->nqueue && !fs->nstop &&
+				       pthread_cond_timedwait(&fs->ncond, &fs->nlock, &ts) == 0)
+					;
+				fs->nreclaim = 1;
+			}
+			pthread_mutex_unlock(&fs->nlock);
 		}
 		pthread_mutex_lock(&fs->nlock);
 	}

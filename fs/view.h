@@ -204,6 +204,8 @@ void sfs_snapview_release(struct sfs_fs *fs);
  * forget.  fs->lock held.
  */
 int sfs_snapnode_idle_locked(struct sfs_inode *in, struct sfs_inode **parent, const char **name);
+/* At unmount, every inode goes at once: snapshot inode in forgets its parent without a put. */
+void sfs_snapnode_unparent_locked(struct sfs_inode *in);
 /* Publish from the JSON request value (fs/publish.c). */
 int sfs_snapview_publish(struct sfs_fs *fs, const char *value, size_t len)
 	__attribute__((warn_unused_result));

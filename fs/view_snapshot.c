@@ -436,6 +436,11 @@ static void snap_free(struct sfs_fs *fs, struct sfs_inode *in)
 	free(n);
 }
 
+void sfs_snapnode_unparent_locked(struct sfs_inode *in)
+{
+	((struct snapnode *)in)->parent = NULL;
+}
+
 int sfs_snapnode_idle_locked(struct sfs_inode *in, struct sfs_inode **parent, const char **name)
 {
 	struct snapnode *n = (struct snapnode *)in;
