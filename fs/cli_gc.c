@@ -21,13 +21,11 @@
  * object it names, the object it is inside of (a file of a zarr tree), and
  * every object below it (a directory).
  *
- * The quarantine is in the store, so every host sees it:
- *   _trash/<key>                                 the object, moved (O(1) on file)
- *   _trash/.stagefs/objects/<key>.json[.parts/]  its record, moved
- *   _trash/.stagefs/gc/<key>.json                when and by whom it was moved
- * The object leaves this host's index (and its receipts); restore brings
- * both back from the record.  Each step can be repeated: a run a crash cut
- * short is completed by the next.
+ * The quarantine is in the store (every host sees it): _trash/<key> (the
+ * object, moved: O(1) on file), _trash/.stagefs/objects/<key>.json[.parts/]
+ * (its record) and _trash/.stagefs/gc/<key>.json (when, by whom).  The object
+ * leaves this host's index and receipts; restore brings them back from the
+ * record.  Each step can be repeated: the next run completes one cut short.
  */
 #include "fs/cli.h"
 
@@ -51,7 +49,6 @@
 #define TRASH	    "_trash"
 #define GC_NOTES    TRASH "/.stagefs/gc"
 #define NOTE_MAX    (64u << 10)
-#define RECORD_MAX  (64u << 20)
 #define DAY_SECONDS 86400
 /* kept too: committed this close before FILE was written (host clocks, the store's timestamps) */
 #define YOUNG_MARGIN_NS (60LL * 1000000000LL)
@@ -122,8 +119,7 @@ static int gc_open_db(struct gc *g)
 
 static void gc_close_db(struct gc *g)
 {
-	if (g->db)
-		sqlite3_close(g->db);
+	sqlite3_close(g->db); /* NULL is a no-op */
 	if (g->dbfile)
 		unlink(g->dbfile);
 	free(g->dbfile);

@@ -163,8 +163,17 @@ int sfs_cli_publish(int argc, char **argv)
 		free(s);
 		goto out;
 	}
-	if (asprintf(&hp, "%s/%s", dir, name) < 0 ||
-	    sfs_cli_xattr(hp, SFS_XATTR_SNAPSHOT, &head) != 0) {
+	/* the daemon keeps the head it just wrote; another publish since: read ours back */
+	if (sfs_cli_xattr(dir, SFS_XATTR_SNAPSHOT, &head) == 0) {
+		char *hn = sfs_cli_jget(head, "$.name");
+		if (!hn || strcmp(hn, name) != 0) {
+			free(head);
+			head = NULL;
+		}
+		free(hn);
+	}
+	if (!head && (asprintf(&hp, "%s/%s", dir, name) < 0 ||
+		      sfs_cli_xattr(hp, SFS_XATTR_SNAPSHOT, &head) != 0)) {
 		hp = NULL;
 		fprintf(stderr, "stagefs: publish '%s': published, but cannot read it back\n",
 			name);

@@ -122,6 +122,7 @@ struct sfs_fs {
 	struct sfs_list *snap_names;  /* its last listing; slock */
 	long long snap_names_at;      /* when (CLOCK_MONOTONIC ns); slock */
 	char publish_status[512];     /* what a publish is doing, or its last error; slock */
+	char *published;	      /* the head of this daemon's last publish; slock */
 	pthread_mutex_t publish_lock; /* one publish at a time */
 
 	/* bound of a local staging cache (fs/cache.c); cache_limit 0 = none */

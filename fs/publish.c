@@ -134,6 +134,10 @@ int sfs_snapview_publish(struct sfs_fs *fs, const char *value, size_t len)
 		set_status(fs, "published %s", name);
 		pthread_mutex_lock(&fs->slock);
 		fs->snap_names_at = 0; /* list afresh */
+		/* for `stagefs publish` to print, without loading the manifest back */
+		free(fs->published);
+		fs->published = head;
+		head = NULL;
 		pthread_mutex_unlock(&fs->slock);
 	}
 out:

@@ -1,5 +1,6 @@
 /* fs/snapshot.c - see snapshot.h */
 #include "fs/snapshot.h"
+#include "fs/snapshot_priv.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -16,12 +17,8 @@
 #include "common/log.h"
 #include "index/addressing.h"
 
-#define PART_ENTRIES	 10000	      /* entries per part: a part in memory is a few MB */
-#define HEAD_MAX	 (64u << 20)  /* bytes of a head we read */
-#define PART_MAX	 (256u << 20) /* compressed bytes of a part we read */
-#define PART_INFLATE_MAX (1u << 30)   /* and what it may inflate to */
-#define HEAD_LEAF	 "snapshot.json"
-#define DELETED_LEAF	 "deleted.json"
+#define PART_ENTRIES 10000	 /* entries per part: a part in memory is a few MB */
+#define HEAD_MAX     (64u << 20) /* bytes of a head we read */
 
 int sfs_snap_name_ok(const char *name)
 {
@@ -33,7 +30,7 @@ int sfs_snap_name_ok(const char *name)
 	       n;
 }
 
-static char *skey(const char *name, const char *leaf)
+char *sfs_snap_key(const char *name, const char *leaf)
 {
 	char *k = NULL;
 
@@ -54,8 +51,7 @@ static void say(char *why, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* One JSON expression of text arguments (see sfs_json_eval); NULL on failure. */
-static char *jeval(const char *expr, int n, const char *const *args)
+char *sfs_snap_jeval(const char *expr, int n, const char *const *args)
 {
 	char *s = NULL;
 
@@ -82,7 +78,8 @@ static int get_small(struct sfs_backend *be, const char *key, size_t max, char *
 
 int sfs_snap_head(struct sfs_backend *be, const char *name, char **head, char **deleted)
 {
-	char *hk = skey(name, HEAD_LEAF), *dk = skey(name, DELETED_LEAF), *h = NULL, *d = NULL;
+	char *hk = sfs_snap_key(name, HEAD_LEAF), *dk = sfs_snap_key(name, DELETED_LEAF), *h = NULL,
+	     *d = NULL;
 	int rc = hk && dk ? 0 : -ENOMEM;
 
 	if (!rc)
@@ -429,7 +426,7 @@ out:
 
 /* ---- publish ---- */
 
-static char *md5_hex_of(const void *buf, size_t n)
+char *sfs_snap_md5hex(const void *buf, size_t n)
 {
 	struct sfs_md5 m;
 	unsigned char md[16];
@@ -465,17 +462,17 @@ static int write_parts(struct sfs_backend *be, struct sfs_snapdb *db, const char
 		free(json);
 		if (!rc && asprintf(&key, "%s/part-%05d.json.gz", prefix, k) < 0)
 			rc = -ENOMEM;
-		if (!rc && !(hex = md5_hex_of(gz, gzn)))
+		if (!rc && !(hex = sfs_snap_md5hex(gz, gzn)))
 			rc = -ENOMEM;
 		if (!rc)
 			rc = sfs_backend_put_bytes(be, key, gz, gzn, SFS_NOREPLACE);
 		if (!rc) {
 			snprintf(num, sizeof(num), "%zu", cnt);
 			snprintf(bytes, sizeof(bytes), "%zu", gzn);
-			char *na =
-				jeval("json_insert(?1,'$[#]',json_object('key',?2,'entries',"
-				      "CAST(?3 AS INTEGER),'bytes',CAST(?4 AS INTEGER),'md5',?5))",
-				      5, (const char *const[]){arr, key, num, bytes, hex});
+			char *na = sfs_snap_jeval(
+				"json_insert(?1,'$[#]',json_object('key',?2,'entries',"
+				"CAST(?3 AS INTEGER),'bytes',CAST(?4 AS INTEGER),'md5',?5))",
+				5, (const char *const[]){arr, key, num, bytes, hex});
 			if (na) {
 				free(arr);
 				arr = na;
@@ -503,7 +500,8 @@ static char *json_strings(const char *const *v, size_t n)
 	char *arr = strdup("[]");
 
 	for (size_t i = 0; arr && i < n; i++) {
-		char *na = jeval("json_insert(?1,'$[#]',?2)", 2, (const char *const[]){arr, v[i]});
+		char *na = sfs_snap_jeval("json_insert(?1,'$[#]',?2)", 2,
+					  (const char *const[]){arr, v[i]});
 		free(arr);
 		arr = na;
 	}
@@ -516,8 +514,8 @@ static char *json_ints(const int *v, int n)
 
 	for (int i = 0; arr && i < n; i++) {
 		snprintf(num, sizeof(num), "%d", v[i]);
-		char *na = jeval("json_insert(?1,'$[#]',CAST(?2 AS INTEGER))", 2,
-				 (const char *const[]){arr, num});
+		char *na = sfs_snap_jeval("json_insert(?1,'$[#]',CAST(?2 AS INTEGER))", 2,
+					  (const char *const[]){arr, num});
 		free(arr);
 		arr = na;
 	}
@@ -531,9 +529,11 @@ static void taken_why(struct sfs_backend *be, const char *name, char *why, size_
 	int rc = sfs_snap_head(be, name, &head, &del);
 
 	if (rc == -ESTALE && del)
-		when = jeval("json_extract(?1,'$.deleted')", 1, (const char *const[]){del});
+		when = sfs_snap_jeval("json_extract(?1,'$.deleted')", 1,
+				      (const char *const[]){del});
 	else if (!rc && head)
-		when = jeval("json_extract(?1,'$.created')", 1, (const char *const[]){head});
+		when = sfs_snap_jeval("json_extract(?1,'$.created')", 1,
+				      (const char *const[]){head});
 	if (rc == -ESTALE)
 		say(why, whylen,
 		    "snapshot '%s' was deleted on %s; a deleted name is never used again", name,
@@ -604,22 +604,24 @@ int sfs_snap_publish(struct sfs_backend *be, struct sfs_index *ix, const struct 
 	snprintf(n_b, sizeof(n_b), "%llu", (unsigned long long)cnt.bytes);
 	snprintf(tl, sizeof(tl), "%d", cfg->token_length ? cfg->token_length : 8);
 	head = pre && sub
-		       ? jeval("json_object('format','stagefs-snapshot','version',1,'name',?1,"
-			       "'created',?2,'host',?3,'message',?4,'publish_id',?5,"
-			       "'store',json_object('store_name',?6,'schema_prefix',?7,"
-			       "'hash_prefix',?8,'subfolding',json(?9),'partition_pattern',?10,"
-			       "'token_length',CAST(?11 AS INTEGER)),'prefixes',json(?12),"
-			       "'entries',CAST(?13 AS INTEGER),'files',CAST(?14 AS INTEGER),"
-			       "'dirs',CAST(?15 AS INTEGER),'objects',CAST(?16 AS INTEGER),"
-			       "'bytes',CAST(?17 AS INTEGER),'checksum',?18,'parts',json(?19))",
-			       19,
-			       (const char *const[]){p->name, created, host, p->message, id,
-						     cfg->store_name ? cfg->store_name : "stagefs",
-						     cfg->schema_prefix, cfg->hash_prefix, sub,
-						     cfg->partition_pattern, tl, pre, n_e, n_f, n_d,
-						     n_o, n_b, checksum, parts})
+		       ? sfs_snap_jeval(
+				 "json_object('format','stagefs-snapshot','version',1,'name',?1,"
+				 "'created',?2,'host',?3,'message',?4,'publish_id',?5,"
+				 "'store',json_object('store_name',?6,'schema_prefix',?7,"
+				 "'hash_prefix',?8,'subfolding',json(?9),'partition_pattern',?10,"
+				 "'token_length',CAST(?11 AS INTEGER)),'prefixes',json(?12),"
+				 "'entries',CAST(?13 AS INTEGER),'files',CAST(?14 AS INTEGER),"
+				 "'dirs',CAST(?15 AS INTEGER),'objects',CAST(?16 AS INTEGER),"
+				 "'bytes',CAST(?17 AS INTEGER),'checksum',?18,'parts',json(?19))",
+				 19,
+				 (const char *const[]){p->name, created, host, p->message, id,
+						       cfg->store_name ? cfg->store_name
+								       : "stagefs",
+						       cfg->schema_prefix, cfg->hash_prefix, sub,
+						       cfg->partition_pattern, tl, pre, n_e, n_f,
+						       n_d, n_o, n_b, checksum, parts})
 		       : NULL;
-	hk = skey(p->name, HEAD_LEAF);
+	hk = sfs_snap_key(p->name, HEAD_LEAF);
 	if (!head || !hk) {
 		rc = -ENOMEM;
 		goto out;
@@ -650,179 +652,5 @@ out:
 	free(head);
 	free(pre);
 	free(sub);
-	return rc;
-}
-
-/* ---- load ---- */
-
-static int load_parts(struct sfs_backend *be, const char *name, const char *head,
-		      struct sfs_snapdb *db)
-{
-	char *n = jeval("json_array_length(?1,'$.parts')", 1, (const char *const[]){head});
-	char *want_prefix = skey(name, "");
-	long parts = n ? strtol(n, NULL, 10) : -1;
-	int rc = parts < 0 || !want_prefix ? -EINVAL : 0;
-
-	free(n);
-	for (long i = 0; !rc && i < parts; i++) {
-		char path[64], *key = NULL, *md5 = NULL, *have = NULL, *raw = NULL;
-		void *json = NULL;
-		size_t rawn = 0, jn = 0;
-
-		snprintf(path, sizeof(path), "$.parts[%ld]", i);
-		key = jeval("json_extract(?1, ?2||'.key')", 2, (const char *const[]){head, path});
-		md5 = jeval("json_extract(?1, ?2||'.md5')", 2, (const char *const[]){head, path});
-		/* a head names only parts of its own snapshot */
-		if (!key || !md5 || strncmp(key, want_prefix, strlen(want_prefix)) != 0 ||
-		    strstr(key, "/../") || strstr(key, "//"))
-			rc = sfs_warn(-EINVAL, "snapshot '%s': part %ld has no usable key", name,
-				      i);
-		if (!rc)
-			rc = sfs_backend_get_bytes(be, key, (void **)&raw, &rawn, PART_MAX);
-		if (!rc && (!(have = md5_hex_of(raw, rawn)) || strcmp(have, md5) != 0))
-			rc = sfs_warn(-EIO, "snapshot '%s': part '%s' does not match its digest",
-				      name, key);
-		if (!rc)
-			rc = sfs_gunzip(raw, rawn, PART_INFLATE_MAX, &json, &jn);
-		if (!rc)
-			rc = sfs_snapdb_load_part(db, json, jn);
-		free(key);
-		free(md5);
-		free(have);
-		free(raw);
-		free(json);
-	}
-	free(want_prefix);
-	return rc;
-}
-
-int sfs_snap_load(struct sfs_backend *be, const char *name, const char *cache_dir,
-		  struct sfs_snapdb **out, char **head_out)
-{
-	struct sfs_snapdb *db = NULL;
-	char *head = NULL, *digest = NULL, *path = NULL, *tmp = NULL, *dir = NULL;
-	int rc;
-
-	if (!sfs_snap_name_ok(name))
-		return -EINVAL;
-	rc = sfs_snap_head(be, name, &head, NULL);
-	if (rc)
-		return rc;
-	digest = md5_hex_of(head, strlen(head));
-	if (!digest) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if (cache_dir) {
-		if (asprintf(&dir, "%s/snapshots", cache_dir) < 0 ||
-		    asprintf(&path, "%s/%s.db", dir, digest) < 0 ||
-		    asprintf(&tmp, "%s.%ld.%lx.tmp", path, (long)getpid(),
-			     (unsigned long)pthread_self()) < 0) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		rc = sfs_mkdir_p(dir, 0700, 1);
-		if (rc)
-			goto out;
-		if (access(path, F_OK) == 0) {
-			rc = sfs_snapdb_open(path, &db);
-			if (!rc && sfs_snapdb_sealed(db))
-				goto done; /* cached */
-			sfs_snapdb_close(db);
-			db = NULL;
-			unlink(path);
-		}
-	}
-	rc = sfs_snapdb_open(tmp, &db);
-	if (!rc)
-		rc = load_parts(be, name, head, db);
-	if (!rc)
-		rc = sfs_snapdb_seal(db);
-	if (rc)
-		goto out;
-	if (tmp) {
-		sfs_snapdb_close(db);
-		db = NULL;
-		if (rename(tmp, path) < 0) {
-			rc = -errno;
-			goto out;
-		}
-		rc = sfs_snapdb_open(path, &db);
-		if (rc)
-			goto out;
-	}
-done:
-	*out = db;
-	db = NULL;
-	if (head_out) {
-		*head_out = head;
-		head = NULL;
-	}
-out:
-	if (tmp && rc)
-		unlink(tmp);
-	sfs_snapdb_close(db);
-	free(head);
-	free(digest);
-	free(path);
-	free(tmp);
-	free(dir);
-	return rc;
-}
-
-/* ---- names ---- */
-
-struct list_ctx {
-	struct sfs_backend *be;
-	int (*cb)(void *arg, const char *name);
-	void *arg;
-	int cb_rc; /* what cb returned when it stopped the listing */
-};
-
-static int list_cb(void *arg, const char *name, const struct sfs_bstat *st)
-{
-	struct list_ctx *l = arg;
-	struct sfs_bstat hs;
-
-	if (!S_ISDIR(st->mode) || !sfs_snap_name_ok(name))
-		return 0;
-	char *hk = skey(name, HEAD_LEAF), *dk = skey(name, DELETED_LEAF);
-	int live = hk && dk && sfs_backend_stat(l->be, hk, &hs) == 0 &&
-		   sfs_backend_stat(l->be, dk, &hs) == -ENOENT;
-	free(hk);
-	free(dk);
-	if (live && (l->cb_rc = l->cb(l->arg, name)) != 0)
-		return l->cb_rc;
-	return 0;
-}
-
-int sfs_snap_list(struct sfs_backend *be, int (*cb)(void *arg, const char *name), void *arg)
-{
-	struct list_ctx l = {be, cb, arg, 0};
-	int rc = sfs_backend_list(be, SFS_SNAPSHOTS, list_cb, &l);
-
-	/* no _snapshots/ yet: none; a callback's -ENOENT is its own error */
-	return l.cb_rc ? l.cb_rc : rc == -ENOENT ? 0 : rc;
-}
-
-int sfs_snap_delete(struct sfs_backend *be, const char *name)
-{
-	char when[48], host[256] = "";
-	int rc = sfs_snap_head(be, name, NULL, NULL);
-
-	if (rc)
-		return rc; /* -ENOENT, or -ESTALE: deleted already */
-	sfs_now_iso(when, sizeof(when));
-	(void)gethostname(host, sizeof(host) - 1);
-	char *t = jeval("json_object('name',?1,'deleted',?2,'host',?3)", 3,
-			(const char *const[]){name, when, host});
-	char *dk = skey(name, DELETED_LEAF);
-	rc = t && dk ? sfs_backend_put_bytes(be, dk, t, strlen(t), SFS_NOREPLACE) : -ENOMEM;
-	if (rc == -EEXIST)
-		rc = -ESTALE;
-	if (!rc)
-		sfs_log(LOG_INFO, "deleted snapshot '%s' (its name stays taken)", name);
-	free(t);
-	free(dk);
 	return rc;
 }

@@ -141,6 +141,8 @@ void sfs_snapview_release(struct sfs_fs *fs)
 		sfs_list_release(fs->snap_names);
 	free(fs->snap_names);
 	fs->snap_names = NULL;
+	free(fs->published);
+	fs->published = NULL;
 }
 
 /* ---- nodes ---- */
@@ -580,6 +582,15 @@ static ssize_t snapdir_getxattr(struct sfs_fs *fs, struct sfs_inode *in, const c
 {
 	char st[600];
 
+	if (strcmp(name, SFS_XATTR_SNAPSHOT) == 0) {
+		/* the head of the last publish here (the CLI checks its name) */
+		pthread_mutex_lock(&fs->slock);
+		ssize_t r = fs->published ? sfs_xattr_value(fs->published, strlen(fs->published),
+							    buf, size)
+					  : -ENODATA;
+		pthread_mutex_unlock(&fs->slock);
+		return r;
+	}
 	if (strcmp(name, SFS_XATTR_STATUS) != 0)
 		return -ENODATA;
 	pthread_mutex_lock(&fs->slock);

@@ -1,5 +1,6 @@
 /* index/snapdb.c - see snapdb.h */
 #include "index/snapdb.h"
+#include "index/snapdb_priv.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -11,19 +12,6 @@
 
 #include "common/log.h"
 #include "index/addressing.h"
-
-enum {
-	ST_ADD,
-	ST_LOOKUP,
-	ST_NODE,
-	ST_CHILDREN,
-	ST_PATH,
-	ST_META,
-	ST_HAS,
-	ST_SETMD5,
-	ST_TREE,
-	ST_N
-};
 
 static const char *const sqls[ST_N] = {
 	[ST_ADD] = "INSERT INTO e(path,is_dir,size,mtime,md5,object,metadata) "
@@ -43,15 +31,7 @@ static const char *const sqls[ST_N] = {
 		    "ORDER BY name",
 };
 
-struct sfs_snapdb {
-	sqlite3 *db;
-	pthread_mutex_t lock;
-	sqlite3_stmt *st[ST_N]; /* prepared on first use; lock */
-	char *file;		/* the database file */
-	int temp;		/* unlink it at close */
-};
-
-static int xl(struct sfs_snapdb *d, int rc, const char *what)
+int sfs_sdb_xl(struct sfs_snapdb *d, int rc, const char *what)
 {
 	switch (rc & 0xff) {
 	case SQLITE_OK:
@@ -72,13 +52,13 @@ static int xl(struct sfs_snapdb *d, int rc, const char *what)
 	}
 }
 
-static int run(struct sfs_snapdb *d, const char *sql)
+int sfs_sdb_run(struct sfs_snapdb *d, const char *sql)
 {
-	return xl(d, sqlite3_exec(d->db, sql, NULL, NULL, NULL), sql);
+	return sfs_sdb_xl(d, sqlite3_exec(d->db, sql, NULL, NULL, NULL), sql);
 }
 
 /* The prepared statement k, reset; caller holds lock. */
-static sqlite3_stmt *stmt(struct sfs_snapdb *d, int k)
+sqlite3_stmt *sfs_sdb_stmt(struct sfs_snapdb *d, int k)
 {
 	if (!d->st[k] && sqlite3_prepare_v2(d->db, sqls[k], -1, &d->st[k], NULL) != SQLITE_OK)
 		return NULL;
@@ -87,7 +67,7 @@ static sqlite3_stmt *stmt(struct sfs_snapdb *d, int k)
 	return d->st[k];
 }
 
-static void bind_str(sqlite3_stmt *s, int i, const char *v)
+void sfs_sdb_bind_str(sqlite3_stmt *s, int i, const char *v)
 {
 	if (v)
 		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
@@ -130,14 +110,25 @@ int sfs_snapdb_open(const char *path, struct sfs_snapdb **out)
 		sfs_snapdb_close(d);
 		return rc;
 	}
+	/* a file only this handle uses (a scratch database, a manifest being loaded into
+	   its .tmp): its locks are taken once, not by every statement (a publish asks one
+	   query per directory) */
+	size_t plen = strlen(d->file);
+	if (d->temp || (plen > 4 && strcmp(d->file + plen - 4, ".tmp") == 0))
+		rc = sfs_sdb_run(d, "PRAGMA locking_mode=EXCLUSIVE");
+	else
+		rc = 0;
 	/* a cache or a scratch file: rebuilt from the store if it is ever lost */
-	rc = run(d, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-4000;"
-		    "CREATE TABLE IF NOT EXISTS e("
-		    "  id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE,"
-		    "  parent INTEGER, name TEXT, is_dir INTEGER NOT NULL,"
-		    "  size INTEGER, mtime INTEGER, md5 TEXT, object TEXT, metadata TEXT);"
-		    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT);"
-		    "INSERT OR IGNORE INTO e(id,path,parent,name,is_dir) VALUES(1,'',0,'',1);");
+	if (!rc)
+		rc = sfs_sdb_run(
+			d,
+			"PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-4000;"
+			"CREATE TABLE IF NOT EXISTS e("
+			"  id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE,"
+			"  parent INTEGER, name TEXT, is_dir INTEGER NOT NULL,"
+			"  size INTEGER, mtime INTEGER, md5 TEXT, object TEXT, metadata TEXT);"
+			"CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT);"
+			"INSERT OR IGNORE INTO e(id,path,parent,name,is_dir) VALUES(1,'',0,'',1);");
 	if (rc) {
 		sfs_snapdb_close(d);
 		return rc;
@@ -164,7 +155,7 @@ void sfs_snapdb_close(struct sfs_snapdb *d)
 int sfs_snapdb_begin(struct sfs_snapdb *d)
 {
 	pthread_mutex_lock(&d->lock);
-	int rc = run(d, "BEGIN");
+	int rc = sfs_sdb_run(d, "BEGIN");
 	pthread_mutex_unlock(&d->lock);
 	return rc;
 }
@@ -172,7 +163,7 @@ int sfs_snapdb_begin(struct sfs_snapdb *d)
 int sfs_snapdb_end(struct sfs_snapdb *d, int rc)
 {
 	pthread_mutex_lock(&d->lock);
-	int e = run(d, rc ? "ROLLBACK" : "COMMIT");
+	int e = sfs_sdb_run(d, rc ? "ROLLBACK" : "COMMIT");
 	pthread_mutex_unlock(&d->lock);
 	return rc ? rc : e;
 }
@@ -180,10 +171,10 @@ int sfs_snapdb_end(struct sfs_snapdb *d, int rc)
 int sfs_snapdb_add(struct sfs_snapdb *d, const struct sfs_snap_ent *e)
 {
 	pthread_mutex_lock(&d->lock);
-	sqlite3_stmt *s = stmt(d, ST_ADD);
-	int rc = s ? 0 : xl(d, sqlite3_errcode(d->db), "add");
+	sqlite3_stmt *s = sfs_sdb_stmt(d, ST_ADD);
+	int rc = s ? 0 : sfs_sdb_xl(d, sqlite3_errcode(d->db), "add");
 	if (!rc) {
-		bind_str(s, 1, e->path);
+		sfs_sdb_bind_str(s, 1, e->path);
 		sqlite3_bind_int(s, 2, e->is_dir != 0);
 		if (e->is_dir) {
 			sqlite3_bind_null(s, 3);
@@ -192,10 +183,10 @@ int sfs_snapdb_add(struct sfs_snapdb *d, const struct sfs_snap_ent *e)
 		}
 		if (e->mtime_ns)
 			sqlite3_bind_int64(s, 4, e->mtime_ns);
-		bind_str(s, 5, e->md5 && e->md5[0] ? e->md5 : NULL);
-		bind_str(s, 6, e->object);
-		bind_str(s, 7, e->metadata);
-		rc = xl(d, sqlite3_step(s), "add");
+		sfs_sdb_bind_str(s, 5, e->md5 && e->md5[0] ? e->md5 : NULL);
+		sfs_sdb_bind_str(s, 6, e->object);
+		sfs_sdb_bind_str(s, 7, e->metadata);
+		rc = sfs_sdb_xl(d, sqlite3_step(s), "add");
 	}
 	pthread_mutex_unlock(&d->lock);
 	return rc;
@@ -204,10 +195,10 @@ int sfs_snapdb_add(struct sfs_snapdb *d, const struct sfs_snap_ent *e)
 int sfs_snapdb_get(struct sfs_snapdb *d, const char *path, int *is_dir, uint64_t *size)
 {
 	pthread_mutex_lock(&d->lock);
-	sqlite3_stmt *s = stmt(d, ST_HAS);
+	sqlite3_stmt *s = sfs_sdb_stmt(d, ST_HAS);
 	int r = 0;
 	if (s) {
-		bind_str(s, 1, path);
+		sfs_sdb_bind_str(s, 1, path);
 		r = sqlite3_step(s) == SQLITE_ROW;
 		if (r && is_dir)
 			*is_dir = sqlite3_column_int(s, 0);
@@ -226,28 +217,28 @@ int sfs_snapdb_has(struct sfs_snapdb *d, const char *path)
 int sfs_snapdb_set_md5(struct sfs_snapdb *d, const char *path, const char *md5)
 {
 	pthread_mutex_lock(&d->lock);
-	sqlite3_stmt *s = stmt(d, ST_SETMD5);
-	int rc = s ? 0 : xl(d, sqlite3_errcode(d->db), "set md5");
+	sqlite3_stmt *s = sfs_sdb_stmt(d, ST_SETMD5);
+	int rc = s ? 0 : sfs_sdb_xl(d, sqlite3_errcode(d->db), "set md5");
 	if (!rc) {
-		bind_str(s, 1, path);
-		bind_str(s, 2, md5);
-		rc = xl(d, sqlite3_step(s), "set md5");
+		sfs_sdb_bind_str(s, 1, path);
+		sfs_sdb_bind_str(s, 2, md5);
+		rc = sfs_sdb_xl(d, sqlite3_step(s), "set md5");
 	}
 	pthread_mutex_unlock(&d->lock);
 	return rc;
 }
 
 /* Run a query and hand each row to fn; caller holds lock. */
-static int each_row(struct sfs_snapdb *d, const char *sql, int (*fn)(void *, sqlite3_stmt *),
-		    void *arg)
+int sfs_sdb_each_row(struct sfs_snapdb *d, const char *sql, int (*fn)(void *, sqlite3_stmt *),
+		     void *arg)
 {
 	sqlite3_stmt *s = NULL;
-	int rc = xl(d, sqlite3_prepare_v2(d->db, sql, -1, &s, NULL), sql), r;
+	int rc = sfs_sdb_xl(d, sqlite3_prepare_v2(d->db, sql, -1, &s, NULL), sql), r;
 
 	while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW)
 		rc = fn(arg, s);
 	if (!rc && r != SQLITE_DONE)
-		rc = xl(d, r, sql);
+		rc = sfs_sdb_xl(d, r, sql);
 	sqlite3_finalize(s);
 	return rc;
 }
@@ -289,8 +280,9 @@ int sfs_snapdb_each_missing_md5(struct sfs_snapdb *d,
 	struct missing_ctx m = {.cb = cb, .arg = arg};
 
 	pthread_mutex_lock(&d->lock);
-	int rc = each_row(d, "SELECT path,size FROM e WHERE is_dir=0 AND md5 IS NULL ORDER BY path",
-			  collect_missing, &m);
+	int rc = sfs_sdb_each_row(
+		d, "SELECT path,size FROM e WHERE is_dir=0 AND md5 IS NULL ORDER BY path",
+		collect_missing, &m);
 	pthread_mutex_unlock(&d->lock);
 	/* the callback may write to the database: outside the query */
 	for (size_t i = 0; i < m.n; i++) {
@@ -319,11 +311,12 @@ int sfs_snapdb_count(struct sfs_snapdb *d, struct sfs_snap_count *out)
 {
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&d->lock);
-	int rc = each_row(d,
-			  "SELECT count(*), total(is_dir=0), total(is_dir=1), "
-			  "total(metadata IS NOT NULL), total(CASE WHEN is_dir=0 THEN size END) "
-			  "FROM e WHERE path<>''",
-			  count_row, out);
+	int rc = sfs_sdb_each_row(
+		d,
+		"SELECT count(*), total(is_dir=0), total(is_dir=1), "
+		"total(metadata IS NOT NULL), total(CASE WHEN is_dir=0 THEN size END) "
+		"FROM e WHERE path<>''",
+		count_row, out);
 	pthread_mutex_unlock(&d->lock);
 	return rc;
 }
@@ -361,12 +354,12 @@ int sfs_snapdb_part(struct sfs_snapdb *d, char **after, size_t n, char **json, s
 	int rc, r;
 
 	pthread_mutex_lock(&d->lock);
-	rc = xl(d, sqlite3_prepare_v2(d->db, sql, -1, &s, NULL), "part");
+	rc = sfs_sdb_xl(d, sqlite3_prepare_v2(d->db, sql, -1, &s, NULL), "part");
 	if (!rc) {
-		bind_str(s, 1, *after ? *after : "");
+		sfs_sdb_bind_str(s, 1, *after ? *after : "");
 		sqlite3_bind_int64(s, 2, (sqlite3_int64)n);
 		r = sqlite3_step(s);
-		rc = r == SQLITE_ROW ? part_row(&p, s) : xl(d, r, "part");
+		rc = r == SQLITE_ROW ? part_row(&p, s) : sfs_sdb_xl(d, r, "part");
 	}
 	sqlite3_finalize(s);
 	pthread_mutex_unlock(&d->lock);
@@ -404,8 +397,8 @@ int sfs_snapdb_each_file(struct sfs_snapdb *d,
 	struct file_ctx f = {cb, arg};
 
 	pthread_mutex_lock(&d->lock);
-	int rc = each_row(d, "SELECT path,size,md5 FROM e WHERE is_dir=0 ORDER BY path", file_row,
-			  &f);
+	int rc = sfs_sdb_each_row(d, "SELECT path,size,md5 FROM e WHERE is_dir=0 ORDER BY path",
+				  file_row, &f);
 	pthread_mutex_unlock(&d->lock);
 	return rc;
 }
@@ -433,12 +426,12 @@ int sfs_snapdb_load_part(struct sfs_snapdb *d, const char *json, size_t len)
 	int rc, r;
 
 	pthread_mutex_lock(&d->lock);
-	rc = xl(d, sqlite3_prepare_v2(d->db, check, -1, &s, NULL), "check part");
+	rc = sfs_sdb_xl(d, sqlite3_prepare_v2(d->db, check, -1, &s, NULL), "check part");
 	if (!rc) {
 		sqlite3_bind_text(s, 1, json, (int)len, SQLITE_STATIC);
 		r = sqlite3_step(s);
 		if (r != SQLITE_ROW)
-			rc = r == SQLITE_DONE ? -EINVAL : xl(d, r, "check part");
+			rc = r == SQLITE_DONE ? -EINVAL : sfs_sdb_xl(d, r, "check part");
 		else if (sqlite3_column_int64(s, 0) != 0)
 			rc = sfs_warn(-EINVAL, "manifest: a part holds %lld malformed entries",
 				      (long long)sqlite3_column_int64(s, 0));
@@ -446,10 +439,10 @@ int sfs_snapdb_load_part(struct sfs_snapdb *d, const char *json, size_t len)
 	sqlite3_finalize(s);
 	s = NULL;
 	if (!rc)
-		rc = xl(d, sqlite3_prepare_v2(d->db, sql, -1, &s, NULL), "load part");
+		rc = sfs_sdb_xl(d, sqlite3_prepare_v2(d->db, sql, -1, &s, NULL), "load part");
 	if (!rc) {
 		sqlite3_bind_text(s, 1, json, (int)len, SQLITE_STATIC);
-		rc = xl(d, sqlite3_step(s), "load part");
+		rc = sfs_sdb_xl(d, sqlite3_step(s), "load part");
 	}
 	sqlite3_finalize(s);
 	pthread_mutex_unlock(&d->lock);
@@ -500,17 +493,19 @@ int sfs_snapdb_seal(struct sfs_snapdb *d)
 	int rc;
 
 	pthread_mutex_lock(&d->lock);
-	rc = each_row(d, "SELECT path, md5 FROM e WHERE path<>''", check_row, NULL);
+	rc = sfs_sdb_each_row(d, "SELECT path, md5 FROM e WHERE path<>''", check_row, NULL);
 	if (!rc)
-		rc = run(d, "BEGIN;"
-			    "UPDATE e SET"
-			    "  name=substr(path, length(rtrim(path, replace(path,'/','')))+1),"
-			    "  parent=(SELECT p.id FROM e AS p WHERE"
-			    "    p.path=rtrim(rtrim(e.path, replace(e.path,'/','')),'/'))"
-			    " WHERE path<>'';"
-			    "COMMIT;");
+		rc = sfs_sdb_run(d,
+				 "BEGIN;"
+				 "UPDATE e SET"
+				 "  name=substr(path, length(rtrim(path, replace(path,'/','')))+1),"
+				 "  parent=(SELECT p.id FROM e AS p WHERE"
+				 "    p.path=rtrim(rtrim(e.path, replace(e.path,'/','')),'/'))"
+				 " WHERE path<>'';"
+				 "COMMIT;");
 	if (!rc)
-		rc = xl(d,
+		rc = sfs_sdb_xl(
+			d,
 			sqlite3_prepare_v2(d->db,
 					   "SELECT count(*) FROM e AS c LEFT JOIN e AS p ON "
 					   "p.id=c.parent WHERE c.path<>'' AND (p.id IS NULL OR "
@@ -522,9 +517,9 @@ int sfs_snapdb_seal(struct sfs_snapdb *d)
 			      (long long)sqlite3_column_int64(s, 0));
 	sqlite3_finalize(s);
 	if (!rc)
-		rc = run(d, "CREATE UNIQUE INDEX IF NOT EXISTS e_pn ON e(parent,name);"
-			    "CREATE INDEX IF NOT EXISTS e_pid ON e(parent,id);"
-			    "INSERT OR REPLACE INTO meta VALUES('sealed','1');");
+		rc = sfs_sdb_run(d, "CREATE UNIQUE INDEX IF NOT EXISTS e_pn ON e(parent,name);"
+				    "CREATE INDEX IF NOT EXISTS e_pid ON e(parent,id);"
+				    "INSERT OR REPLACE INTO meta VALUES('sealed','1');");
 	pthread_mutex_unlock(&d->lock);
 	return rc;
 }
@@ -543,104 +538,6 @@ int sfs_snapdb_sealed(struct sfs_snapdb *d)
 	return r;
 }
 
-struct obj_ctx {
-	int (*cb)(void *arg, const char *object);
-	void *arg;
-};
-
-static int obj_row(void *arg, sqlite3_stmt *s)
-{
-	struct obj_ctx *o = arg;
-
-	return o->cb(o->arg, (const char *)sqlite3_column_text(s, 0));
-}
-
-int sfs_snapdb_each_object(struct sfs_snapdb *d, int (*cb)(void *arg, const char *object),
-			   void *arg)
-{
-	struct obj_ctx o = {cb, arg};
-
-	pthread_mutex_lock(&d->lock);
-	int rc = each_row(d, "SELECT DISTINCT object FROM e WHERE object IS NOT NULL", obj_row, &o);
-	pthread_mutex_unlock(&d->lock);
-	return rc;
-}
-
-/* The tree checksum's view of a sealed database: one directory's rows at a time. */
-static int tree_rows(struct sfs_snapdb *d, int64_t dir, int is_dir,
-		     int (*fn)(void *, sqlite3_stmt *), void *arg)
-{
-	int rc = 0, r = SQLITE_DONE;
-
-	pthread_mutex_lock(&d->lock);
-	/* one directory's rows, read to the end before the walk asks for the next */
-	sqlite3_stmt *s = stmt(d, ST_TREE);
-	if (!s && !(rc = xl(d, sqlite3_errcode(d->db), "checksum")))
-		rc = -EIO;
-	if (!rc) {
-		sqlite3_bind_int64(s, 1, dir);
-		sqlite3_bind_int(s, 2, is_dir);
-	}
-	while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW)
-		rc = fn(arg, s);
-	if (!rc && r != SQLITE_DONE)
-		rc = xl(d, r, "checksum");
-	if (s)
-		sqlite3_reset(s);
-	pthread_mutex_unlock(&d->lock);
-	return rc;
-}
-
-struct tree_cb {
-	int (*dir)(void *, int64_t, const char *);
-	int (*file)(void *, const char *, const char[33], uint64_t);
-	void *arg;
-};
-
-static int tree_dir_row(void *arg, sqlite3_stmt *s)
-{
-	struct tree_cb *t = arg;
-
-	return t->dir(t->arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1));
-}
-
-static int tree_file_row(void *arg, sqlite3_stmt *s)
-{
-	struct tree_cb *t = arg;
-	const char *name = (const char *)sqlite3_column_text(s, 1);
-	const char *md5 = (const char *)sqlite3_column_text(s, 2);
-
-	if (!md5)
-		return sfs_err(-ENODATA, "snapshot: '%s' (entry %lld) has no digest", name,
-			       (long long)sqlite3_column_int64(s, 0));
-	return t->file(t->arg, name, md5, (uint64_t)sqlite3_column_int64(s, 3));
-}
-
-static int tree_subdirs(void *arg, int64_t dir, int (*cb)(void *, int64_t, const char *),
-			void *cbarg)
-{
-	struct tree_cb t = {.dir = cb, .arg = cbarg};
-
-	return tree_rows(arg, dir, 1, tree_dir_row, &t);
-}
-
-static int tree_files(void *arg, int64_t dir,
-		      int (*cb)(void *, const char *, const char[33], uint64_t), void *cbarg)
-{
-	struct tree_cb t = {.file = cb, .arg = cbarg};
-
-	return tree_rows(arg, dir, 0, tree_file_row, &t);
-}
-
-int sfs_snapdb_checksum(struct sfs_snapdb *d, char *out, size_t outlen)
-{
-	struct sfs_zarr_tree t = {tree_subdirs, tree_files, d};
-
-	if (!sfs_snapdb_sealed(d))
-		return -EINVAL;
-	return sfs_zarr_checksum_tree(&t, 1, out, outlen);
-}
-
 static void node_of(sqlite3_stmt *s, struct sfs_snap_node *n)
 {
 	const char *name = (const char *)sqlite3_column_text(s, 4);
@@ -657,17 +554,17 @@ static int one_node(struct sfs_snapdb *d, int k, uint64_t a, const char *name,
 		    struct sfs_snap_node *out)
 {
 	pthread_mutex_lock(&d->lock);
-	sqlite3_stmt *s = stmt(d, k);
-	int rc = s ? 0 : xl(d, sqlite3_errcode(d->db), "lookup");
+	sqlite3_stmt *s = sfs_sdb_stmt(d, k);
+	int rc = s ? 0 : sfs_sdb_xl(d, sqlite3_errcode(d->db), "lookup");
 	if (!rc) {
 		sqlite3_bind_int64(s, 1, (sqlite3_int64)a);
 		if (name)
-			bind_str(s, 2, name);
+			sfs_sdb_bind_str(s, 2, name);
 		int r = sqlite3_step(s);
 		if (r == SQLITE_ROW)
 			node_of(s, out);
 		else
-			rc = r == SQLITE_DONE ? -ENOENT : xl(d, r, "lookup");
+			rc = r == SQLITE_DONE ? -ENOENT : sfs_sdb_xl(d, r, "lookup");
 	}
 	pthread_mutex_unlock(&d->lock);
 	return rc;
@@ -694,8 +591,8 @@ int sfs_snapdb_children(struct sfs_snapdb *d, uint64_t parent, uint64_t after, s
 	if (!v)
 		return -ENOMEM;
 	pthread_mutex_lock(&d->lock);
-	sqlite3_stmt *s = stmt(d, ST_CHILDREN);
-	rc = s ? 0 : xl(d, sqlite3_errcode(d->db), "children");
+	sqlite3_stmt *s = sfs_sdb_stmt(d, ST_CHILDREN);
+	rc = s ? 0 : sfs_sdb_xl(d, sqlite3_errcode(d->db), "children");
 	if (!rc) {
 		sqlite3_bind_int64(s, 1, (sqlite3_int64)parent);
 		sqlite3_bind_int64(s, 2, (sqlite3_int64)after);
@@ -704,7 +601,7 @@ int sfs_snapdb_children(struct sfs_snapdb *d, uint64_t parent, uint64_t after, s
 		while (n < max && (r = sqlite3_step(s)) == SQLITE_ROW)
 			node_of(s, &v[n++]);
 		if (n < max && r != SQLITE_DONE)
-			rc = xl(d, r, "children");
+			rc = sfs_sdb_xl(d, r, "children");
 	}
 	pthread_mutex_unlock(&d->lock);
 	/* the callback runs unlocked: it may reply to the kernel */
@@ -719,8 +616,8 @@ int sfs_snapdb_children(struct sfs_snapdb *d, uint64_t parent, uint64_t after, s
 static int one_text(struct sfs_snapdb *d, int k, uint64_t id, char **out)
 {
 	pthread_mutex_lock(&d->lock);
-	sqlite3_stmt *s = stmt(d, k);
-	int rc = s ? 0 : xl(d, sqlite3_errcode(d->db), "read");
+	sqlite3_stmt *s = sfs_sdb_stmt(d, k);
+	int rc = s ? 0 : sfs_sdb_xl(d, sqlite3_errcode(d->db), "read");
 	if (!rc) {
 		sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
 		int r = sqlite3_step(s);
@@ -729,7 +626,7 @@ static int one_text(struct sfs_snapdb *d, int k, uint64_t id, char **out)
 			*out = t ? strdup(t) : NULL;
 			rc = !t ? -ENODATA : *out ? 0 : -ENOMEM;
 		} else {
-			rc = r == SQLITE_DONE ? -ENOENT : xl(d, r, "read");
+			rc = r == SQLITE_DONE ? -ENOENT : sfs_sdb_xl(d, r, "read");
 		}
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -744,50 +641,6 @@ int sfs_snapdb_path(struct sfs_snapdb *d, uint64_t id, char **path)
 int sfs_snapdb_metadata(struct sfs_snapdb *d, uint64_t id, char **json)
 {
 	return one_text(d, ST_META, id, json);
-}
-
-struct diff_ctx {
-	int (*cb)(void *arg, char kind, const char *path);
-	void *arg;
-};
-
-static int diff_row(void *arg, sqlite3_stmt *s)
-{
-	struct diff_ctx *c = arg;
-
-	return c->cb(c->arg, (char)sqlite3_column_text(s, 0)[0],
-		     (const char *)sqlite3_column_text(s, 1));
-}
-
-int sfs_snapdb_diff(struct sfs_snapdb *a, struct sfs_snapdb *b,
-		    int (*cb)(void *arg, char kind, const char *path), void *arg)
-{
-	struct diff_ctx c = {cb, arg};
-	sqlite3_stmt *s = NULL;
-	int rc;
-
-	pthread_mutex_lock(&a->lock);
-	rc = xl(a, sqlite3_prepare_v2(a->db, "ATTACH ?1 AS other", -1, &s, NULL), "attach");
-	if (!rc) {
-		bind_str(s, 1, b->file);
-		rc = xl(a, sqlite3_step(s), "attach");
-	}
-	sqlite3_finalize(s);
-	if (!rc) {
-		rc = each_row(a,
-			      "SELECT '-', x.path FROM main.e x WHERE x.path<>'' AND NOT EXISTS"
-			      "  (SELECT 1 FROM other.e y WHERE y.path=x.path) "
-			      "UNION ALL SELECT '+', y.path FROM other.e y WHERE y.path<>'' AND "
-			      "  NOT EXISTS (SELECT 1 FROM main.e x WHERE x.path=y.path) "
-			      "UNION ALL SELECT '~', x.path FROM main.e x JOIN other.e y ON "
-			      "  y.path=x.path WHERE x.is_dir<>y.is_dir OR (x.is_dir=0 AND "
-			      "  (x.size IS NOT y.size OR x.md5 IS NOT y.md5)) "
-			      "ORDER BY 2",
-			      diff_row, &c);
-		(void)run(a, "DETACH other");
-	}
-	pthread_mutex_unlock(&a->lock);
-	return rc;
 }
 
 /* ---- JSON expressions ---- */
