@@ -708,6 +708,7 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, int64_t job_id, const char
 	marked = 0;
 	(void)sfs_fault("commit-finished"); /* a crash here: nothing left to recover */
 	notify_parent(c, parent);
+	sfs_fs_notify_flush(fs, 1000);
 	sfs_log(LOG_INFO, "committed 'staging/%s' -> '%s'%s", c->rel, c->key,
 		dedup ? " (dedup)" : "");
 out:

@@ -25,6 +25,7 @@ int sfs_fs_init(struct sfs_fs *fs, struct sfs_config *cfg, struct sfs_backend *b
 	pthread_mutex_init(&fs->hlock, NULL);
 	pthread_mutex_init(&fs->nlock, NULL);
 	pthread_cond_init(&fs->ncond, NULL);
+	pthread_cond_init(&fs->nsent, NULL);
 	pthread_mutex_init(&fs->slock, NULL);
 	pthread_mutex_init(&fs->publish_lock, NULL);
 	fs->root.view = &sfs_view_root;
@@ -74,4 +75,5 @@ void sfs_fs_release(struct sfs_fs *fs)
 	pthread_mutex_destroy(&fs->hlock);
 	pthread_mutex_destroy(&fs->nlock);
 	pthread_cond_destroy(&fs->ncond);
+	pthread_cond_destroy(&fs->nsent);
 }

@@ -141,9 +141,11 @@ struct sfs_fs {
 	pthread_t notifier;
 	pthread_mutex_t nlock;
 	pthread_cond_t ncond;
-	struct sfs_notify *nqueue; /* nlock */
-	int nstop;		   /* nlock */
-	int nreclaim;		   /* a reclaim sweep is wanted; nlock */
+	struct sfs_notify *nqueue;    /* nlock */
+	int nstop;		      /* nlock */
+	int nreclaim;		      /* a reclaim sweep is wanted; nlock */
+	unsigned long nposted, ndone; /* entry invalidations queued / sent; nlock */
+	pthread_cond_t nsent;	      /* ndone grew (sfs_fs_notify_flush); nlock */
 	int notifier_started;
 };
 
@@ -164,6 +166,12 @@ void sfs_fs_stop_notifier(struct sfs_fs *fs);
 void sfs_fs_notify_attr(struct sfs_fs *fs, struct sfs_inode *in);
 /* Queue "forget name in parent" for the kernel's dentry cache (any thread, never blocks). */
 void sfs_fs_notify_entry(struct sfs_fs *fs, struct sfs_inode *parent, const char *name);
+/*
+ * Wait (at most timeout_ms) until the invalidations queued so far were sent:
+ * a commit returns only once the kernel forgot the committed name, so a file
+ * created at once under that name is a new one.  Never from a FUSE handler.
+ */
+void sfs_fs_notify_flush(struct sfs_fs *fs, int timeout_ms);
 
 /* FUSE node id <-> inode. */
 static inline struct sfs_inode *sfs_inode_of(struct sfs_fs *fs, fuse_ino_t ino)

@@ -342,6 +342,10 @@ static void *notifier_main(void *arg)
 					strerror(-rc));
 			free(n->name);
 			free(n);
+			pthread_mutex_lock(&fs->nlock);
+			fs->ndone++;
+			pthread_cond_broadcast(&fs->nsent);
+			pthread_mutex_unlock(&fs->nlock);
 		} else {
 			fs->nreclaim = 0;
 			pthread_mutex_unlock(&fs->nlock);
@@ -430,6 +434,7 @@ void sfs_fs_notify_entry(struct sfs_fs *fs, struct sfs_inode *parent, const char
 			p = &(*p)->next;
 		*p = n;
 		n = NULL;
+		fs->nposted++;
 		pthread_cond_signal(&fs->ncond);
 	}
 	pthread_mutex_unlock(&fs->nlock);
@@ -437,4 +442,23 @@ void sfs_fs_notify_entry(struct sfs_fs *fs, struct sfs_inode *parent, const char
 		free(n->name);
 		free(n);
 	}
+}
+
+void sfs_fs_notify_flush(struct sfs_fs *fs, int timeout_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&fs->nlock);
+	unsigned long want = fs->nposted;
+	while (fs->notifier_started && !fs->nstop && fs->ndone < want)
+		if (pthread_cond_timedwait(&fs->nsent, &fs->nlock, &ts) != 0)
+			break; /* timed out: go on, as without the wait */
+	pthread_mutex_unlock(&fs->nlock);
 }

@@ -21,6 +21,28 @@ rc=$?
 check_eq "every op of every workload gave the model's result ($(tail -n 1 <<<"$out"))" 0 "$rc"
 n=$(grep -oE '^ran [0-9]+' <<<"$out" | cut -d' ' -f2)
 check "more than a thousand workloads ran (${n:-0})" test "${n:-0}" -gt 1000
+# what w0273 (write, commit, write) once caught: a name created again right after
+# its commit returned must be a new file, never the committed one's stale dentry
+out=$($PY - "$E/again" <<'PYEOF' 2>&1
+import os, sys
+d = sys.argv[1]
+os.mkdir(d)
+bad = 0
+for i in range(300):
+    p = os.path.join(d, "a")
+    with open(p, "ab") as f:
+        f.write(b"again %d;" % i)
+    os.setxattr(p, "user.stagefs.commit", b"hash")
+    try:
+        with open(p, "ab") as f:
+            f.write(b"next %d;" % i)
+        os.unlink(p)
+    except OSError as e:
+        bad += 1
+print("%d of 300 failed" % bad)
+PYEOF
+)
+check_eq "a name created again right after its commit is a new file (300 times)" "0 of 300 failed" "$out"
 kill_daemon
 mount_fs || exit 1
 out=$($PY "$TESTS_DIR/enum_workloads.py" check "$MNT" "$E" "$T/model.json" 2>&1)
