@@ -44,6 +44,19 @@ int sfs_cli_xattr(const char *path, const char *name, char **out);
 int sfs_cli_add_opt(char **opts, const char *o) __attribute__((warn_unused_result));
 /* Add object key to s's index from its record in the store (reindex, fsck --repair, gc restore). */
 int sfs_cli_import_record(struct store *s, const char *key) __attribute__((warn_unused_result));
+/*
+ * A store key "<dir>/<stem>.json" that is not a directory: 1 and *stem
+ * (malloc'd); 0 for any other key; -ENOMEM.  (Object records, gc's notes.)
+ */
+int sfs_cli_json_stem(const char *key, const struct sfs_bstat *st, const char *dir, char **stem);
+/* The stems below dir, collected by sfs_cli_stems_cb (a backend walk callback). */
+struct sfs_cli_stems {
+	const char *dir;
+	char **v;
+	size_t n, cap;
+};
+int sfs_cli_stems_cb(void *arg, const char *key, const struct sfs_bstat *st);
+void sfs_cli_stems_free(struct sfs_cli_stems *l);
 /* 1536 -> "1.5 KiB" */
 void sfs_cli_human(uint64_t b, char *out, size_t len);
 

@@ -37,10 +37,9 @@ struct fsck {
 	struct store *s;
 	int deep, repair;
 	uint64_t problems, repaired, objects, files, store_files;
-	struct sfs_snapdb *seen; /* every canonical file and directory of the store */
-	char **records;		 /* keys of the objects whose records the store holds */
-	size_t nrecords, caprecords;
-	const char *snap; /* the snapshot being checked */
+	struct sfs_snapdb *seen;      /* every canonical file and directory of the store */
+	struct sfs_cli_stems records; /* keys of the objects whose records the store holds */
+	const char *snap;	      /* the snapshot being checked */
 };
 
 static void problem(struct fsck *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -104,31 +103,6 @@ static int seen_cb(void *arg, const char *key, const struct sfs_bstat *st)
 	return sfs_snapdb_add(f->seen, &e);
 }
 
-/* The object records: ".stagefs/objects/<key>.json" -> <key>. */
-static int record_cb(void *arg, const char *key, const struct sfs_bstat *st)
-{
-	static const char pre[] = SFS_OBJECT_RECORDS "/";
-	struct fsck *f = arg;
-	size_t n = strlen(key);
-
-	if (S_ISDIR(st->mode) || strncmp(key, pre, sizeof(pre) - 1) != 0 || n < sizeof(pre) + 5 ||
-	    strcmp(key + n - 5, ".json") != 0)
-		return 0;
-	if (f->nrecords == f->caprecords) {
-		size_t cap = f->caprecords ? f->caprecords * 2 : 64;
-		char **r = realloc(f->records, cap * sizeof(*r));
-		if (!r)
-			return -ENOMEM;
-		f->records = r;
-		f->caprecords = cap;
-	}
-	char *k = strndup(key + sizeof(pre) - 1, n - (sizeof(pre) - 1) - 5);
-	if (!k)
-		return -ENOMEM;
-	f->records[f->nrecords++] = k;
-	return 0;
-}
-
 static int list_store(struct fsck *f)
 {
 	const struct sfs_config *cfg = &f->s->cfg;
@@ -146,7 +120,8 @@ static int list_store(struct fsck *f)
 	}
 	rc = sfs_snapdb_end(f->seen, rc);
 	if (!rc) {
-		rc = sfs_backend_walk(f->s->be, SFS_OBJECT_RECORDS, record_cb, f);
+		f->records.dir = SFS_OBJECT_RECORDS;
+		rc = sfs_backend_walk(f->s->be, SFS_OBJECT_RECORDS, sfs_cli_stems_cb, &f->records);
 		if (rc == -ENOENT)
 			rc = 0;
 	}
@@ -292,8 +267,8 @@ int sfs_cli_import_record(struct store *s, const char *key)
 /* Records: each names an object the store holds and the index knows. */
 static void check_records(struct fsck *f)
 {
-	for (size_t i = 0; i < f->nrecords; i++) {
-		const char *key = f->records[i];
+	for (size_t i = 0; i < f->records.n; i++) {
+		const char *key = f->records.v[i];
 		char *meta = NULL;
 		int rc = sfs_index_object_metadata(f->s->ix, key, &meta);
 		free(meta);
@@ -449,15 +424,13 @@ int sfs_cli_fsck(int argc, char **argv)
 	printf("%llu objects, %llu indexed files, %llu files in the store, %zu records: "
 	       "%llu problem(s)%s",
 	       (unsigned long long)f.objects, (unsigned long long)f.files,
-	       (unsigned long long)f.store_files, f.nrecords, (unsigned long long)f.problems,
+	       (unsigned long long)f.store_files, f.records.n, (unsigned long long)f.problems,
 	       f.repair ? "" : "\n");
 	if (f.repair)
 		printf(", %llu repaired\n", (unsigned long long)f.repaired);
 	exitc = f.problems ? 1 : 0;
 out:
-	for (size_t i = 0; i < f.nrecords; i++)
-		free(f.records[i]);
-	free(f.records);
+	sfs_cli_stems_free(&f.records);
 	sfs_snapdb_close(f.seen);
 	sfs_cli_store_close(&s);
 	return exitc;
@@ -548,10 +521,10 @@ int sfs_cli_reindex(int argc, char **argv)
 	f.s = &s;
 	if (!rc)
 		rc = list_store(&f);
-	for (size_t i = 0; !rc && i < f.nrecords; i++) {
-		rc = sfs_cli_import_record(&s, f.records[i]);
+	for (size_t i = 0; !rc && i < f.records.n; i++) {
+		rc = sfs_cli_import_record(&s, f.records.v[i]);
 		if (rc)
-			fprintf(stderr, "stagefs: reindex: record of '%s': %s\n", f.records[i],
+			fprintf(stderr, "stagefs: reindex: record of '%s': %s\n", f.records.v[i],
 				strerror(-rc));
 		else if (++imported % 1000 == 0)
 			fprintf(stderr, "reindex: %llu objects\n", (unsigned long long)imported);
@@ -584,9 +557,7 @@ int sfs_cli_reindex(int argc, char **argv)
 	       (unsigned long long)f.store_files);
 	exitc = u.n ? 1 : 0;
 out:
-	for (size_t i = 0; i < f.nrecords; i++)
-		free(f.records[i]);
-	free(f.records);
+	sfs_cli_stems_free(&f.records);
 	sfs_snapdb_close(f.seen);
 	sfs_cli_store_close(&s);
 	free(tmp);

@@ -400,46 +400,12 @@ static int purge_one(struct store *s, const char *key)
 }
 
 /* The quarantined keys, from their notes ("_trash/.stagefs/gc/<key>.json"). */
-struct notes {
-	char **keys;
-	size_t n, cap;
-};
-
-static int note_cb(void *arg, const char *key, const struct sfs_bstat *st)
+static int notes_list(struct store *s, struct sfs_cli_stems *l)
 {
-	static const char pre[] = GC_NOTES "/";
-	struct notes *l = arg;
-	size_t n = strlen(key);
-
-	if (S_ISDIR(st->mode) || strncmp(key, pre, sizeof(pre) - 1) != 0 || n < sizeof(pre) + 5 ||
-	    strcmp(key + n - 5, ".json") != 0)
-		return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		char **k = realloc(l->keys, cap * sizeof(*k));
-		if (!k)
-			return -ENOMEM;
-		l->keys = k;
-		l->cap = cap;
-	}
-	if (!(l->keys[l->n] = strndup(key + sizeof(pre) - 1, n - (sizeof(pre) - 1) - 5)))
-		return -ENOMEM;
-	l->n++;
-	return 0;
-}
-
-static int notes_list(struct store *s, struct notes *l)
-{
-	int rc = sfs_backend_walk(s->be, GC_NOTES, note_cb, l);
+	l->dir = GC_NOTES;
+	int rc = sfs_backend_walk(s->be, GC_NOTES, sfs_cli_stems_cb, l);
 
 	return rc == -ENOENT ? 0 : rc;
-}
-
-static void notes_free(struct notes *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->keys[i]);
-	free(l->keys);
 }
 
 /* A note's JSON member, or NULL. */
@@ -465,11 +431,11 @@ static char *note_get(struct store *s, const char *key, const char *member)
 /* Objects quarantined longer than the grace period: checked again, then purged or restored. */
 static int expire(struct gc *g)
 {
-	struct notes l = {0};
+	struct sfs_cli_stems l = {0};
 	int rc = notes_list(g->s, &l);
 
 	for (size_t i = 0; !rc && i < l.n; i++) {
-		const char *key = l.keys[i];
+		const char *key = l.v[i];
 		char *ep = note_get(g->s, key, "$.epoch");
 		long long since = ep ? strtoll(ep, NULL, 10) : 0;
 		free(ep);
@@ -508,7 +474,7 @@ static int expire(struct gc *g)
 		g->purged++;
 		g->bytes_p += bytes;
 	}
-	notes_free(&l);
+	sfs_cli_stems_free(&l);
 	return rc;
 }
 
@@ -516,17 +482,12 @@ static int expire(struct gc *g)
 
 static int cand_cb(void *arg, const char *key, const struct sfs_bstat *st)
 {
-	static const char pre[] = SFS_OBJECT_RECORDS "/";
 	struct gc *g = arg;
-	size_t n = strlen(key);
-	char *k, mt[24];
-	int rc;
+	char *k = NULL, mt[24];
+	int rc = sfs_cli_json_stem(key, st, SFS_OBJECT_RECORDS, &k);
 
-	if (S_ISDIR(st->mode) || strncmp(key, pre, sizeof(pre) - 1) != 0 || n < sizeof(pre) + 5 ||
-	    strcmp(key + n - 5, ".json") != 0)
-		return 0;
-	if (!(k = strndup(key + sizeof(pre) - 1, n - (sizeof(pre) - 1) - 5)))
-		return -ENOMEM;
+	if (rc <= 0)
+		return rc;
 	snprintf(mt, sizeof(mt), "%lld", (long long)st->mtime_ns);
 	rc = gq(g, "INSERT OR IGNORE INTO cand VALUES(?1, CAST(?2 AS INTEGER))", 2,
 		(const char *const[]){k, mt}, NULL);
@@ -692,15 +653,15 @@ out:
 
 static int gc_list(struct store *s)
 {
-	struct notes l = {0};
+	struct sfs_cli_stems l = {0};
 	int rc = notes_list(s, &l);
 
 	for (size_t i = 0; !rc && i < l.n; i++) {
-		char *when = note_get(s, l.keys[i], "$.quarantined");
-		char *host = note_get(s, l.keys[i], "$.host");
-		char *tk = trash_key(l.keys[i]), b[32];
+		char *when = note_get(s, l.v[i], "$.quarantined");
+		char *host = note_get(s, l.v[i], "$.host");
+		char *tk = trash_key(l.v[i]), b[32];
 		sfs_cli_human(tk ? object_bytes(s, tk) : 0, b, sizeof(b));
-		printf("%s  quarantined %s on %s  %s\n", l.keys[i], when ? when : "?",
+		printf("%s  quarantined %s on %s  %s\n", l.v[i], when ? when : "?",
 		       host ? host : "?", b);
 		free(when);
 		free(host);
@@ -710,7 +671,7 @@ static int gc_list(struct store *s)
 		printf("%zu object(s) in quarantine\n", l.n);
 	else
 		fprintf(stderr, "stagefs: gc list: %s\n", strerror(-rc));
-	notes_free(&l);
+	sfs_cli_stems_free(&l);
 	return rc ? 1 : 0;
 }
 

@@ -180,3 +180,45 @@ void sfs_cli_store_close(struct store *s)
 		free(s->tmp_cache);
 	}
 }
+
+int sfs_cli_json_stem(const char *key, const struct sfs_bstat *st, const char *dir, char **stem)
+{
+	size_t d = strlen(dir), n = strlen(key);
+
+	if (S_ISDIR(st->mode) || strncmp(key, dir, d) != 0 || key[d] != '/' || n < d + 7 ||
+	    strcmp(key + n - 5, ".json") != 0)
+		return 0;
+	*stem = strndup(key + d + 1, n - d - 1 - 5);
+	return *stem ? 1 : -ENOMEM;
+}
+
+int sfs_cli_stems_cb(void *arg, const char *key, const struct sfs_bstat *st)
+{
+	struct sfs_cli_stems *l = arg;
+	char *stem = NULL;
+	int rc = sfs_cli_json_stem(key, st, l->dir, &stem);
+
+	if (rc <= 0)
+		return rc;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char **v = realloc(l->v, cap * sizeof(*v));
+		if (!v) {
+			free(stem);
+			return -ENOMEM;
+		}
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = stem;
+	return 0;
+}
+
+void sfs_cli_stems_free(struct sfs_cli_stems *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = l->cap = 0;
+}

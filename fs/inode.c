@@ -321,6 +321,18 @@ static size_t reclaim(struct sfs_fs *fs)
 	return asked;
 }
 
+/* *ts = now + ms on CLOCK_REALTIME (what pthread_cond_timedwait takes). */
+static void deadline(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 static void *notifier_main(void *arg)
 {
 	struct sfs_fs *fs = arg;
@@ -358,12 +370,7 @@ static void *notifier_main(void *arg)
 				/* the FORGETs of what was asked are on their way: look again soon,
 				   though no new inode comes to wake the sweep (a listing ended) */
 				struct timespec ts;
-				clock_gettime(CLOCK_REALTIME, &ts);
-				ts.tv_nsec += 200 * 1000000L;
-				if (ts.tv_nsec >= 1000000000L) {
-					ts.tv_sec++;
-					ts.tv_nsec -= 1000000000L;
-				}
+				deadline(&ts, 200);
 				while (!fs->nqueue && !fs->nstop &&
 				       pthread_cond_timedwait(&fs->ncond, &fs->nlock, &ts) == 0)
 					;
@@ -448,13 +455,7 @@ void sfs_fs_notify_flush(struct sfs_fs *fs, int timeout_ms)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	deadline(&ts, timeout_ms);
 	pthread_mutex_lock(&fs->nlock);
 	unsigned long want = fs->nposted;
 	while (fs->notifier_started && !fs->nstop && fs->ndone < want)
