@@ -225,6 +225,9 @@ static inline void sfs_inode_touch(struct sfs_inode *in)
 }
 /* One more staging inode exists (fs->lock held): may wake the reclaim sweep. */
 void sfs_inode_count_locked(struct sfs_fs *fs, int delta);
+/* Are max_inodes reclaimable inodes alive?  (A hint, read without the lock: a listing then
+   hands out no more inodes.) */
+int sfs_fs_inodes_full(struct sfs_fs *fs);
 /* A lock of the stripe in belongs to (lock order 2). */
 pthread_mutex_t *sfs_inode_stripe(const void *in);
 

@@ -226,7 +226,8 @@ void sfs_table_free_all(struct sfs_fs *fs)
 
 void sfs_inode_count_locked(struct sfs_fs *fs, int delta)
 {
-	fs->nstaging = (size_t)((ssize_t)fs->nstaging + delta);
+	/* stored atomically: sfs_fs_inodes_full() reads it without the lock */
+	__atomic_store_n(&fs->nstaging, (size_t)((ssize_t)fs->nstaging + delta), __ATOMIC_RELAXED);
 	if (delta > 0 && fs->nstaging > fs->inode_high && fs->inode_high) {
 		pthread_mutex_lock(&fs->nlock); /* not in the lock order: held alone, briefly */
 		if (!fs->nreclaim) {
@@ -235,6 +236,11 @@ void sfs_inode_count_locked(struct sfs_fs *fs, int delta)
 		}
 		pthread_mutex_unlock(&fs->nlock);
 	}
+}
+
+int sfs_fs_inodes_full(struct sfs_fs *fs)
+{
+	return fs->inode_high && __atomic_load_n(&fs->nstaging, __ATOMIC_RELAXED) >= fs->inode_high;
 }
 
 /* ---- the notifier thread ---- */

@@ -65,7 +65,8 @@ struct sfs_data {
  * A directory listing being filled.  sfs_dirfill_add() adds one entry with
  * the offset that resumes after it; 1 when the reply is full (the entry was
  * not added: with e->in set, its reference is dropped), 0 when added.
- * With plus set the view passes looked-up entries (e NULL: name only).
+ * sfs_dirfill_plus(): should the view pass looked-up entries (e NULL: name
+ * only)?  A readdirplus past the inode bound is answered with names only.
  */
 struct sfs_dirfill;
 int sfs_dirfill_plus(const struct sfs_dirfill *f);
