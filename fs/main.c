@@ -7,6 +7,7 @@
 #include "fs/fs.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +165,15 @@ static int run_mount(int argc, char **argv)
 	char err[512] = "", *passthrough = NULL;
 	int rc, exitc = 1, fs_ready = 0, mounted = 0, handlers = 0;
 
+	/*
+	 * One malloc arena for the daemon's threads (MALLOC_ARENA_MAX still wins).  Inodes
+	 * are made by one FUSE thread and freed by another's FORGET; with an arena per
+	 * thread every arena kept its own high-water mark: `ls -lR` of a 1,000,000-file
+	 * snapshot peaked at 74 MB RSS for 34 MB of live heap, 41 MB with one arena, and
+	 * took as long (22 s).  The request path allocates little; tcache serves it.
+	 */
+	if (!getenv("MALLOC_ARENA_MAX"))
+		mallopt(M_ARENA_MAX, 1);
 	sfs_config_init(&cfg);
 	rc = parse_args(argc, argv, &m);
 	if (rc) {
