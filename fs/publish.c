@@ -128,7 +128,12 @@ int sfs_snapview_publish(struct sfs_fs *fs, const char *value, size_t len)
 		.arg = &pb,
 	};
 	set_status(fs, "publishing %s", name);
-	rc = sfs_snap_publish(fs->be, fs->ix, fs->cfg, &p, &head, why, sizeof(why));
+	/* the index as of now, on a connection of its own (the file system's requests go on) */
+	struct sfs_index *rix = NULL;
+	rc = sfs_index_reader(fs->ix, &rix);
+	if (!rc)
+		rc = sfs_snap_publish(fs->be, rix, fs->cfg, &p, &head, why, sizeof(why));
+	sfs_index_close(rix);
 	pthread_mutex_unlock(&fs->publish_lock);
 	if (!rc) {
 		set_status(fs, "published %s", name);

@@ -227,6 +227,8 @@ void sfs_index_close(struct sfs_index *ix)
 		return;
 	for (int i = 0; i < IX_STMT_CACHE; i++)
 		sqlite3_finalize(ix->cache[i].st);
+	if (ix->db && !sqlite3_get_autocommit(ix->db))
+		(void)ix_exec(ix, "ROLLBACK"); /* a reader's transaction */
 	if (ix->db)
 		sqlite3_close_v2(ix->db);
 	pthread_mutex_destroy(&ix->lock);
@@ -234,27 +236,64 @@ void sfs_index_close(struct sfs_index *ix)
 	free(ix);
 }
 
+int sfs_index_reader(struct sfs_index *ix, struct sfs_index **out)
+{
+	struct sfs_index *r = calloc(1, sizeof(*r));
+	int rc;
+
+	if (!r)
+		return -ENOMEM;
+	pthread_mutex_init(&r->lock, NULL);
+	r->path = strdup(ix->path);
+	if (!r->path) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = sqlite3_open_v2(r->path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = ix_xlate(r, rc, "open a reader");
+		goto fail;
+	}
+	sqlite3_busy_timeout(r->db, 10000);
+	/* the read transaction starts at its first read: the SELECT makes that now */
+	rc = ix_exec(r, "PRAGMA cache_size=-8000; BEGIN; SELECT count(*) FROM sqlite_schema");
+	if (rc)
+		goto fail;
+	*out = r;
+	return 0;
+fail:
+	sfs_index_close(r);
+	return rc;
+}
+
 /* Prepare sql and bind text parameters (NULL -> SQL NULL). */
 int ix_prep(struct sfs_index *ix, sqlite3_stmt **st, const char *sql)
 {
 	int slot = -1;
 
-	/* the same text again (a publish or a commit asks the same few queries per file) */
-	for (int i = 0; i < IX_STMT_CACHE; i++) {
-		if (!ix->cache[i].st) {
-			if (slot < 0)
-				slot = i;
-		} else if (!ix->cache[i].busy && strcmp(sqlite3_sql(ix->cache[i].st), sql) == 0) {
-			ix->cache[i].busy = 1;
-			*st = ix->cache[i].st;
-			return 0;
+	/* the same text again (a publish or a commit asks the same few queries per file);
+	   the callers' texts are mostly literals: their address finds the slot, one strcmp
+	   confirms it, instead of a strcmp per slot */
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < IX_STMT_CACHE; i++) {
+			struct ix_cached *c = &ix->cache[i];
+			if (!c->st) {
+				if (slot < 0)
+					slot = i;
+			} else if (!c->busy && (pass || c->key == sql) &&
+				   strcmp(sqlite3_sql(c->st), sql) == 0) {
+				c->key = sql;
+				c->busy = 1;
+				*st = c->st;
+				return 0;
+			}
 		}
-	}
 	int rc = sqlite3_prepare_v2(ix->db, sql, -1, st, NULL);
 	if (rc != SQLITE_OK)
 		return ix_xlate(ix, rc, sql);
 	if (slot >= 0 && *st) {
 		ix->cache[slot].st = *st;
+		ix->cache[slot].key = sql;
 		ix->cache[slot].busy = 1;
 	}
 	return 0;

@@ -22,6 +22,7 @@ struct sfs_index {
 	/* prepared statements kept for reuse (ix_prep / ix_finalize); lock */
 	struct ix_cached {
 		sqlite3_stmt *st;
+		const void *key; /* the address of the text it was last asked for with */
 		int busy;
 	} cache[IX_STMT_CACHE];
 };

@@ -37,6 +37,15 @@ struct sfs_index;
  */
 int sfs_index_open(const char *path, struct sfs_index **out) __attribute__((warn_unused_result));
 void sfs_index_close(struct sfs_index *ix);
+/*
+ * A second, read-only connection to ix's file that sees the index as it is
+ * now (one read transaction, held until sfs_index_close) and shares nothing
+ * with ix: a publish asks it a query or two per object without taking ix's
+ * lock from the file system's requests, and without a lock round trip and a
+ * page-cache check per query.  Writers go on (WAL); a checkpoint waits for it.
+ */
+int sfs_index_reader(struct sfs_index *ix, struct sfs_index **out)
+	__attribute__((warn_unused_result));
 
 /* PRAGMA integrity_check + foreign_key_check: 0 when clean, -EUCLEAN otherwise. */
 int sfs_index_check(struct sfs_index *ix) __attribute__((warn_unused_result));

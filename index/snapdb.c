@@ -14,8 +14,12 @@
 #include "index/addressing.h"
 
 static const char *const sqls[ST_N] = {
-	[ST_ADD] = "INSERT INTO e(path,is_dir,size,mtime,md5,object,metadata) "
-		   "VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(path) DO UPDATE SET "
+	/* parent and name now when the parent is in (a publish adds directories first),
+	   else by sfs_snapdb_seal */
+	[ST_ADD] = "INSERT INTO e(path,is_dir,size,mtime,md5,object,metadata,parent,name) "
+		   "VALUES(?1,?2,?3,?4,?5,?6,?7,(SELECT id FROM e WHERE path=?8),"
+		   "  CASE WHEN ?8 IS NULL THEN NULL ELSE ?9 END) "
+		   "ON CONFLICT(path) DO UPDATE SET "
 		   "is_dir=excluded.is_dir, size=excluded.size, mtime=excluded.mtime, "
 		   "md5=coalesce(excluded.md5,md5), object=coalesce(excluded.object,object), "
 		   "metadata=coalesce(excluded.metadata,metadata)",
@@ -186,6 +190,16 @@ int sfs_snapdb_add(struct sfs_snapdb *d, const struct sfs_snap_ent *e)
 		sfs_sdb_bind_str(s, 5, e->md5 && e->md5[0] ? e->md5 : NULL);
 		sfs_sdb_bind_str(s, 6, e->object);
 		sfs_sdb_bind_str(s, 7, e->metadata);
+		const char *slash = strrchr(e->path, '/');
+		if (!e->path[0]) {
+			sqlite3_bind_null(s, 8);
+		} else if (slash) {
+			sqlite3_bind_text(s, 8, e->path, (int)(slash - e->path), SQLITE_TRANSIENT);
+			sqlite3_bind_text(s, 9, slash + 1, -1, SQLITE_TRANSIENT);
+		} else {
+			sqlite3_bind_text(s, 8, "", 0, SQLITE_STATIC);
+			sqlite3_bind_text(s, 9, e->path, -1, SQLITE_TRANSIENT);
+		}
 		rc = sfs_sdb_xl(d, sqlite3_step(s), "add");
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -501,7 +515,7 @@ int sfs_snapdb_seal(struct sfs_snapdb *d)
 				 "  name=substr(path, length(rtrim(path, replace(path,'/','')))+1),"
 				 "  parent=(SELECT p.id FROM e AS p WHERE"
 				 "    p.path=rtrim(rtrim(e.path, replace(e.path,'/','')),'/'))"
-				 " WHERE path<>'';"
+				 " WHERE path<>'' AND (parent IS NULL OR name IS NULL);"
 				 "COMMIT;");
 	if (!rc)
 		rc = sfs_sdb_xl(

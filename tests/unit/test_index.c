@@ -418,6 +418,32 @@ static void test_receipts_list_delete(void **state)
 	assert_int_equal(sfs_index_receipt_any(f->ix, "lab/Other"), 0);
 }
 
+/* A reader sees the index as it was when it was opened, and cannot write it. */
+static void test_reader_snapshot(void **state)
+{
+	struct fx *f = *state;
+	struct sfs_index *r = NULL;
+	char *m = NULL;
+	int64_t n = -1;
+
+	assert_int_equal(sfs_index_object_add(f->ix, "_schema/a", "schema", "{\"size\":1}"), 0);
+	assert_int_equal(sfs_index_reader(f->ix, &r), 0);
+	assert_int_equal(sfs_index_object_add(f->ix, "_schema/b", "schema", "{\"size\":2}"), 0);
+	assert_int_equal(sfs_index_object_metadata(r, "_schema/a", &m), 0);
+	assert_string_equal(m, "{\"size\":1}");
+	free(m);
+	m = NULL;
+	assert_int_equal(sfs_index_object_metadata(r, "_schema/b", &m), -ENOENT);
+	assert_int_equal(sfs_index_object_count(r, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_not_equal(sfs_index_object_add(r, "_schema/c", "schema", "{}"), 0);
+	sfs_index_close(r);
+	assert_int_equal(sfs_index_reader(f->ix, &r), 0);
+	assert_int_equal(sfs_index_object_count(r, &n), 0);
+	assert_int_equal(n, 2);
+	sfs_index_close(r);
+}
+
 static void test_commit_value_build(void **state)
 {
 	char *v = NULL;
@@ -562,6 +588,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_job_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_files_parts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_staged_xattrs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_snapshot, setup, teardown),
 		cmocka_unit_test(test_commit_value_build),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
