@@ -42,30 +42,12 @@
 
 #include "common/log.h"
 #include "fs/fs.h"
+#include "fs/gc.h"
 #include "fs/snapshot.h"
 #include "index/addressing.h"
 #include "index/snapdb.h"
 
-#define TRASH	    "_trash"
-#define GC_NOTES    TRASH "/.stagefs/gc"
-#define NOTE_MAX    (64u << 10)
-#define DAY_SECONDS 86400
-/* kept too: committed this close before FILE was written (host clocks, the store's timestamps) */
-#define YOUNG_MARGIN_NS (60LL * 1000000000LL)
-
-struct gc {
-	struct store *s;
-	sqlite3 *db; /* private, on disk: ref, keep, cand */
-	char *dbfile;
-	int dry_run;
-	double grace_days;
-	int64_t list_mtime_ns; /* FILE's mtime: objects committed later are kept */
-	time_t now;
-	uint64_t refs, refs_hit, snapshots, candidates, referenced, young;
-	uint64_t quarantined, purged, restored, waiting, bytes_q, bytes_p, failed;
-};
-
-static int gdb(struct gc *g, int rc, const char *what)
+int sfs_gc_db(struct gc *g, int rc, const char *what)
 {
 	if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
 		return 0;
@@ -73,16 +55,16 @@ static int gdb(struct gc *g, int rc, const char *what)
 	return (rc & 0xff) == SQLITE_FULL ? -ENOSPC : -EIO;
 }
 
-static int gexec(struct gc *g, const char *sql)
+int sfs_gc_exec(struct gc *g, const char *sql)
 {
-	return gdb(g, sqlite3_exec(g->db, sql, NULL, NULL, NULL), sql);
+	return sfs_gc_db(g, sqlite3_exec(g->db, sql, NULL, NULL, NULL), sql);
 }
 
 /* Run sql with text parameters; *hit gets 1 when it returned a row (may be NULL). */
-static int gq(struct gc *g, const char *sql, int n, const char *const *args, int *hit)
+int sfs_gc_q(struct gc *g, const char *sql, int n, const char *const *args, int *hit)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = gdb(g, sqlite3_prepare_v2(g->db, sql, -1, &st, NULL), sql);
+	int rc = sfs_gc_db(g, sqlite3_prepare_v2(g->db, sql, -1, &st, NULL), sql);
 
 	for (int i = 0; !rc && i < n; i++)
 		sqlite3_bind_text(st, i + 1, args[i], -1, SQLITE_STATIC);
@@ -90,7 +72,7 @@ static int gq(struct gc *g, const char *sql, int n, const char *const *args, int
 		int r = sqlite3_step(st);
 		if (hit)
 			*hit = r == SQLITE_ROW;
-		rc = gdb(g, r, sql);
+		rc = sfs_gc_db(g, r, sql);
 	}
 	sqlite3_finalize(st);
 	return rc;
@@ -110,11 +92,13 @@ static int gc_open_db(struct gc *g)
 		return -errno;
 	close(fd);
 	if (sqlite3_open(g->dbfile, &g->db) != SQLITE_OK)
-		return gdb(g, SQLITE_CANTOPEN, "open the scratch database");
-	return gexec(g, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
-			"CREATE TABLE ref(path TEXT PRIMARY KEY, hit INTEGER NOT NULL DEFAULT 0);"
-			"CREATE TABLE keep(key TEXT PRIMARY KEY);"
-			"CREATE TABLE cand(key TEXT PRIMARY KEY, mtime INTEGER);");
+		return sfs_gc_db(g, SQLITE_CANTOPEN, "open the scratch database");
+	return sfs_gc_exec(
+		g, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+		   "CREATE TABLE ref(path TEXT PRIMARY KEY, hit INTEGER NOT NULL DEFAULT 0);"
+		   "CREATE TABLE keep(key TEXT PRIMARY KEY);"
+		   "CREATE TABLE cand(key TEXT PRIMARY KEY, mtime INTEGER);"
+		   "CREATE TABLE stg(entry TEXT PRIMARY KEY, newest INTEGER, bytes INTEGER);");
 }
 
 static void gc_close_db(struct gc *g)
@@ -144,7 +128,7 @@ static int load_refs(struct gc *g, const char *file)
 	g->list_mtime_ns = f != stdin && fstat(fileno(f), &st) == 0
 				   ? (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec
 				   : (int64_t)g->now * 1000000000LL;
-	rc = gexec(g, "BEGIN");
+	rc = sfs_gc_exec(g, "BEGIN");
 	while (!rc && (n = getline(&line, &cap, f)) >= 0) {
 		char *p = line, *e;
 		if ((e = strchr(p, '#')) != NULL)
@@ -160,13 +144,13 @@ static int load_refs(struct gc *g, const char *file)
 			*--e = '\0';
 		if (!*p)
 			continue;
-		rc = gq(g, "INSERT OR IGNORE INTO ref(path) VALUES(?1)", 1,
-			(const char *const[]){p}, NULL);
+		rc = sfs_gc_q(g, "INSERT OR IGNORE INTO ref(path) VALUES(?1)", 1,
+			      (const char *const[]){p}, NULL);
 		g->refs += sqlite3_changes(g->db) > 0;
 	}
 	if (!rc && ferror(f))
 		rc = -EIO;
-	rc = rc ? (gexec(g, "ROLLBACK"), rc) : gexec(g, "COMMIT");
+	rc = rc ? (sfs_gc_exec(g, "ROLLBACK"), rc) : sfs_gc_exec(g, "COMMIT");
 	free(line);
 	if (f != stdin)
 		fclose(f);
@@ -175,8 +159,8 @@ static int load_refs(struct gc *g, const char *file)
 
 static int keep_object(void *arg, const char *object)
 {
-	return gq(arg, "INSERT OR IGNORE INTO keep VALUES(?1)", 1, (const char *const[]){object},
-		  NULL);
+	return sfs_gc_q(arg, "INSERT OR IGNORE INTO keep VALUES(?1)", 1,
+			(const char *const[]){object}, NULL);
 }
 
 static int keep_snapshot(void *arg, const char *name)
@@ -211,19 +195,20 @@ static int referenced(struct gc *g, const char *key)
 
 	if (!k)
 		return -ENOMEM;
-	rc = gq(g, "SELECT 1 FROM keep WHERE key=?1", 1, (const char *const[]){key}, &hit);
+	rc = sfs_gc_q(g, "SELECT 1 FROM keep WHERE key=?1", 1, (const char *const[]){key}, &hit);
 	any |= hit;
 	/* the key, and what is inside it ('0' is the byte after '/') */
 	if (!rc)
-		rc = gq(g,
+		rc = sfs_gc_q(
+			g,
 			"UPDATE ref SET hit=1 WHERE path=?1 OR (path>?1||'/' AND path<?1||'0') "
 			"RETURNING 1",
 			1, (const char *const[]){key}, &hit);
 	any |= hit;
 	for (char *sl = strrchr(k, '/'); !rc && sl; sl = strrchr(k, '/')) {
 		*sl = '\0';
-		rc = gq(g, "UPDATE ref SET hit=1 WHERE path=?1 RETURNING 1", 1,
-			(const char *const[]){k}, &hit);
+		rc = sfs_gc_q(g, "UPDATE ref SET hit=1 WHERE path=?1 RETURNING 1", 1,
+			      (const char *const[]){k}, &hit);
 		any |= hit;
 	}
 	free(k);
@@ -232,8 +217,7 @@ static int referenced(struct gc *g, const char *key)
 
 /* ---- store keys ---- */
 
-static char *kf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *kf(const char *fmt, ...)
+char *sfs_gc_kf(const char *fmt, ...)
 {
 	va_list ap;
 	char *r = NULL;
@@ -245,12 +229,10 @@ static char *kf(const char *fmt, ...)
 	return r;
 }
 
-#define record_key(key, sfx) kf(SFS_OBJECT_RECORDS "/%s.json%s", (key), (sfx))
-#define trash_key(key)	     kf(TRASH "/%s", (key))
-#define note_key(key)	     kf(GC_NOTES "/%s.json", (key))
+#define record_key(key, sfx) sfs_gc_kf(SFS_OBJECT_RECORDS "/%s.json%s", (key), (sfx))
 
 /* Move from -> to; done already (from gone, to there) counts as done. */
-static int move_once(struct store *s, const char *from, const char *to)
+int sfs_gc_move(struct store *s, const char *from, const char *to)
 {
 	struct sfs_bstat st;
 	int rc = sfs_backend_move(s->be, from, to);
@@ -269,14 +251,14 @@ static int move_object(struct store *s, const char *key, int to_trash)
 
 	/* the object first, then its record: a record without its object is what fsck reports */
 	if (!rc)
-		rc = to_trash ? move_once(s, key, tk) : move_once(s, tk, key);
+		rc = to_trash ? sfs_gc_move(s, key, tk) : sfs_gc_move(s, tk, key);
 	if (!rc) {
-		rc = to_trash ? move_once(s, pk, tpk) : move_once(s, tpk, pk);
+		rc = to_trash ? sfs_gc_move(s, pk, tpk) : sfs_gc_move(s, tpk, pk);
 		if (rc == -ENOENT)
 			rc = 0; /* no parts: a record of at most SFS_RECORD_INLINE_FILES files */
 	}
 	if (!rc)
-		rc = to_trash ? move_once(s, rk, trk) : move_once(s, trk, rk);
+		rc = to_trash ? sfs_gc_move(s, rk, trk) : sfs_gc_move(s, trk, rk);
 	free(tk);
 	free(rk);
 	free(pk);
@@ -294,7 +276,7 @@ static int size_cb(void *arg, const char *key, const struct sfs_bstat *st)
 	return 0;
 }
 
-static uint64_t object_bytes(struct store *s, const char *key)
+uint64_t sfs_gc_bytes(struct store *s, const char *key)
 {
 	struct sfs_bstat st;
 	uint64_t n = 0;
@@ -309,22 +291,11 @@ static uint64_t object_bytes(struct store *s, const char *key)
 
 /* ---- quarantine, purge, restore ---- */
 
-static int quarantine(struct gc *g, const char *key)
+int sfs_gc_note_put(struct gc *g, const char *key, uint64_t bytes)
 {
-	struct store *s = g->s;
-	uint64_t bytes = object_bytes(s, key);
 	char when[48], host[256] = "", num[24], ep[24], *note = NULL, *nk = note_key(key);
-	char b[32];
 	int rc = nk ? 0 : -ENOMEM;
 
-	sfs_cli_human(bytes, b, sizeof(b));
-	if (g->dry_run) {
-		printf("would quarantine %s (%s)\n", key, b);
-		g->quarantined++;
-		g->bytes_q += bytes;
-		free(nk);
-		return 0;
-	}
 	sfs_now_iso(when, sizeof(when));
 	(void)gethostname(host, sizeof(host) - 1);
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)bytes);
@@ -334,9 +305,29 @@ static int quarantine(struct gc *g, const char *key)
 				   "'epoch',CAST(?3 AS INTEGER),'host',?4,'bytes',CAST(?5 AS "
 				   "INTEGER))",
 				   5, (const char *const[]){key, when, ep, host, num}, &note);
-	/* the note first: whatever a crash leaves in _trash/ is explained and found again */
 	if (!rc)
-		rc = sfs_backend_put_bytes(s->be, nk, note, strlen(note), 0);
+		rc = sfs_backend_put_bytes(g->s->be, nk, note, strlen(note), 0);
+	free(note);
+	free(nk);
+	return rc;
+}
+
+static int quarantine(struct gc *g, const char *key)
+{
+	struct store *s = g->s;
+	uint64_t bytes = sfs_gc_bytes(s, key);
+	char b[32];
+	int rc = 0;
+
+	sfs_cli_human(bytes, b, sizeof(b));
+	if (g->dry_run) {
+		printf("would quarantine %s (%s)\n", key, b);
+		g->quarantined++;
+		g->bytes_q += bytes;
+		return 0;
+	}
+	/* the note first: whatever a crash leaves in _trash/ is explained and found again */
+	rc = sfs_gc_note_put(g, key, bytes);
 	if (!rc)
 		rc = move_object(s, key, 1);
 	if (!rc)
@@ -349,14 +340,14 @@ static int quarantine(struct gc *g, const char *key)
 		g->quarantined++;
 		g->bytes_q += bytes;
 	}
-	free(note);
-	free(nk);
 	return 0;
 }
 
 /* Back from the quarantine: object, record, index rows (from the record), then the note. */
 static int restore_one(struct store *s, const char *key)
 {
+	if (sfs_gc_is_staging(key))
+		return sfs_gc_staging_restore(s, key);
 	char *nk = note_key(key), *tk = trash_key(key);
 	struct sfs_bstat st;
 	int rc = nk && tk ? 0 : -ENOMEM;
@@ -439,11 +430,14 @@ static int expire(struct gc *g)
 		char *ep = note_get(g->s, key, "$.epoch");
 		long long since = ep ? strtoll(ep, NULL, 10) : 0;
 		free(ep);
-		if ((double)(g->now - since) < g->grace_days * DAY_SECONDS) {
+		/* an object is checked again against the reference list: without one, it waits */
+		int stg = sfs_gc_is_staging(key);
+		if ((double)(g->now - since) < g->grace_days * DAY_SECONDS ||
+		    (!stg && !g->objects)) {
 			g->waiting++;
 			continue;
 		}
-		int r = referenced(g, key);
+		int r = stg ? 0 : referenced(g, key);
 		if (r < 0) {
 			rc = r;
 			break;
@@ -460,7 +454,7 @@ static int expire(struct gc *g)
 			continue;
 		}
 		char *tk = trash_key(key);
-		uint64_t bytes = tk ? object_bytes(g->s, tk) : 0;
+		uint64_t bytes = tk ? sfs_gc_bytes(g->s, tk) : 0;
 		char b[32];
 		free(tk);
 		sfs_cli_human(bytes, b, sizeof(b));
@@ -489,8 +483,8 @@ static int cand_cb(void *arg, const char *key, const struct sfs_bstat *st)
 	if (rc <= 0)
 		return rc;
 	snprintf(mt, sizeof(mt), "%lld", (long long)st->mtime_ns);
-	rc = gq(g, "INSERT OR IGNORE INTO cand VALUES(?1, CAST(?2 AS INTEGER))", 2,
-		(const char *const[]){k, mt}, NULL);
+	rc = sfs_gc_q(g, "INSERT OR IGNORE INTO cand VALUES(?1, CAST(?2 AS INTEGER))", 2,
+		      (const char *const[]){k, mt}, NULL);
 	free(k);
 	return rc;
 }
@@ -498,27 +492,28 @@ static int cand_cb(void *arg, const char *key, const struct sfs_bstat *st)
 static int collect(struct gc *g)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = gexec(g, "BEGIN"), r;
+	int rc = sfs_gc_exec(g, "BEGIN"), r;
 
 	if (!rc) {
 		rc = sfs_backend_walk(g->s->be, SFS_OBJECT_RECORDS, cand_cb, g);
 		if (rc == -ENOENT)
 			rc = 0;
 	}
-	rc = rc ? (gexec(g, "ROLLBACK"), rc) : gexec(g, "COMMIT");
+	rc = rc ? (sfs_gc_exec(g, "ROLLBACK"), rc) : sfs_gc_exec(g, "COMMIT");
 	if (rc)
 		return rc;
 	/* decide every candidate before moving any: the run may refuse as a whole */
-	rc = gexec(g, "ALTER TABLE cand ADD COLUMN fate INTEGER");
+	rc = sfs_gc_exec(g, "ALTER TABLE cand ADD COLUMN fate INTEGER");
 	if (!rc)
-		rc = gdb(g, sqlite3_prepare_v2(g->db, "SELECT key, mtime FROM cand", -1, &st, NULL),
-			 "candidates");
+		rc = sfs_gc_db(
+			g, sqlite3_prepare_v2(g->db, "SELECT key, mtime FROM cand", -1, &st, NULL),
+			"candidates");
 	sqlite3_stmt *up = NULL;
 	if (!rc)
-		rc = gdb(g,
-			 sqlite3_prepare_v2(g->db, "UPDATE cand SET fate=?2 WHERE key=?1", -1, &up,
-					    NULL),
-			 "candidates");
+		rc = sfs_gc_db(g,
+			       sqlite3_prepare_v2(g->db, "UPDATE cand SET fate=?2 WHERE key=?1", -1,
+						  &up, NULL),
+			       "candidates");
 	while (!rc && (r = sqlite3_step(st)) == SQLITE_ROW) {
 		char *key = strdup((const char *)sqlite3_column_text(st, 0));
 		int64_t mt = sqlite3_column_int64(st, 1);
@@ -534,7 +529,7 @@ static int collect(struct gc *g)
 			sqlite3_reset(up);
 			sqlite3_bind_text(up, 1, key, -1, SQLITE_STATIC);
 			sqlite3_bind_int(up, 2, fate);
-			rc = gdb(g, sqlite3_step(up), "candidates");
+			rc = sfs_gc_db(g, sqlite3_step(up), "candidates");
 		}
 		free(key);
 	}
@@ -546,10 +541,11 @@ static int collect(struct gc *g)
 static int quarantine_all(struct gc *g)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = gdb(g,
-		     sqlite3_prepare_v2(g->db, "SELECT key FROM cand WHERE fate=0 ORDER BY key", -1,
-					&st, NULL),
-		     "quarantine");
+	int rc = sfs_gc_db(g,
+			   sqlite3_prepare_v2(g->db,
+					      "SELECT key FROM cand WHERE fate=0 ORDER BY key", -1,
+					      &st, NULL),
+			   "quarantine");
 	int r;
 
 	while (!rc && (r = sqlite3_step(st)) == SQLITE_ROW)
@@ -584,8 +580,8 @@ static void unmatched(struct gc *g)
 
 static void gc_usage(FILE *o)
 {
-	fprintf(o, "usage: stagefs gc SOURCE --referenced FILE [--grace DAYS] [--dry-run] [-o "
-		   "k=v]...\n"
+	fprintf(o, "usage: stagefs gc SOURCE [--referenced FILE] [--staging-older-than DAYS]\n"
+		   "                 [--grace DAYS] [--dry-run] [-o k=v]...\n"
 		   "       stagefs gc list SOURCE [-o k=v]...\n"
 		   "       stagefs gc restore SOURCE KEY... [-o k=v]...\n"
 		   "  Moves every committed object that no line of FILE (store keys, one per\n"
@@ -593,20 +589,27 @@ static void gc_usage(FILE *o)
 		   "  and no live snapshot lists to the quarantine, _trash/ in the store.  An\n"
 		   "  object quarantined longer than --grace days (default 7) is purged by the\n"
 		   "  next run, or restored if something references it again.  Objects committed\n"
-		   "  after FILE was written are kept.  --dry-run prints what a run would do.\n"
+		   "  after FILE was written are kept.  --staging-older-than moves staging\n"
+		   "  entries (staging/<schema>/<table>/<name>) in which nothing changed for\n"
+		   "  DAYS days, and that no commit is working on, to the quarantine too.\n"
+		   "  --dry-run prints what a run would do.\n"
 		   "  list shows the quarantine; restore KEY takes an object back out of it.\n");
 }
 
-static int gc_run(struct store *s, const char *file, double grace, int dry_run)
+static int gc_run(struct store *s, const char *file, double stg_days, double grace, int dry_run)
 {
-	struct gc g = {.s = s, .dry_run = dry_run, .grace_days = grace, .now = time(NULL)};
+	struct gc g = {.s = s,
+		       .dry_run = dry_run,
+		       .objects = file != NULL,
+		       .grace_days = grace,
+		       .now = time(NULL)};
 	int rc = gc_open_db(&g), exitc = 1;
 
-	if (!rc)
+	if (!rc && file)
 		rc = load_refs(&g, file);
 	if (rc)
 		goto out;
-	if (!g.refs) {
+	if (file && !g.refs) {
 		fprintf(stderr,
 			"stagefs: gc: '%s' references nothing: refusing to quarantine "
 			"every object\n",
@@ -616,11 +619,14 @@ static int gc_run(struct store *s, const char *file, double grace, int dry_run)
 	rc = sfs_snap_list(s->be, keep_snapshot, &g);
 	if (!rc)
 		rc = expire(&g);
-	if (!rc)
+	if (!rc && stg_days >= 0)
+		rc = sfs_gc_staging(&g, stg_days);
+	if (!rc && file)
 		rc = collect(&g);
 	if (rc)
 		goto out;
-	unmatched(&g);
+	if (file)
+		unmatched(&g);
 	if (g.candidates && !g.refs_hit) {
 		fprintf(stderr,
 			"stagefs: gc: none of the %llu paths in '%s' names one of the store's %llu "
@@ -629,12 +635,22 @@ static int gc_run(struct store *s, const char *file, double grace, int dry_run)
 			(unsigned long long)g.refs, file, (unsigned long long)g.candidates);
 		goto out;
 	}
-	rc = quarantine_all(&g);
+	rc = file ? quarantine_all(&g) : 0;
 	if (rc)
 		goto out;
 	char q[32], p[32];
 	sfs_cli_human(g.bytes_q, q, sizeof(q));
 	sfs_cli_human(g.bytes_p, p, sizeof(p));
+	if (stg_days >= 0) {
+		char sb[32], span[32];
+		sfs_cli_human(g.stg_bytes, sb, sizeof(sb));
+		sfs_gc_span(stg_days, span, sizeof(span));
+		printf("gc%s: %llu staging entries: %llu changed in the last %s, %llu being "
+		       "committed, %llu quarantined (%s)\n",
+		       dry_run ? " (dry run)" : "", (unsigned long long)g.stg_entries,
+		       (unsigned long long)g.stg_recent, span, (unsigned long long)g.stg_busy,
+		       (unsigned long long)g.stg_quarantined, sb);
+	}
 	printf("gc%s: %llu objects: %llu referenced, %llu newer than the reference list, %llu "
 	       "quarantined (%s); quarantine: %llu purged (%s), %llu restored, %llu in their "
 	       "grace period; %llu live snapshots\n",
@@ -660,7 +676,7 @@ static int gc_list(struct store *s)
 		char *when = note_get(s, l.v[i], "$.quarantined");
 		char *host = note_get(s, l.v[i], "$.host");
 		char *tk = trash_key(l.v[i]), b[32];
-		sfs_cli_human(tk ? object_bytes(s, tk) : 0, b, sizeof(b));
+		sfs_cli_human(tk ? sfs_gc_bytes(s, tk) : 0, b, sizeof(b));
 		printf("%s  quarantined %s on %s  %s\n", l.v[i], when ? when : "?",
 		       host ? host : "?", b);
 		free(when);
@@ -705,11 +721,12 @@ int sfs_cli_gc(int argc, char **argv)
 {
 	static const struct option lo[] = {{"referenced", required_argument, NULL, 'r'},
 					   {"grace", required_argument, NULL, 'g'},
+					   {"staging-older-than", required_argument, NULL, 's'},
 					   {"dry-run", no_argument, NULL, 'n'},
 					   {"help", no_argument, NULL, 'h'},
 					   {NULL, 0, NULL, 0}};
 	const char *refs = NULL, *action = NULL;
-	double grace = 7;
+	double grace = 7, stg_days = -1;
 	char *opts = NULL, *end = NULL;
 	int c, dry = 0, exitc;
 	struct store s;
@@ -726,21 +743,25 @@ int sfs_cli_gc(int argc, char **argv)
 		else if (c == 'g' && !action && (grace = strtod(optarg, &end)) >= 0 && end &&
 			 !*end && end != optarg)
 			continue;
+		else if (c == 's' && !action && (stg_days = strtod(optarg, &end)) >= 0 && end &&
+			 !*end && end != optarg)
+			continue;
 		else if (c == 'n' && !action)
 			dry = 1;
 		else if (c == 'o' && sfs_cli_add_opt(&opts, optarg) == 0)
 			continue;
 		else {
-			if (c == 'g')
-				fprintf(stderr,
-					"stagefs: gc: --grace wants days (a number >= 0)\n");
+			if (c == 'g' || c == 's')
+				fprintf(stderr, "stagefs: gc: --%s wants days (a number >= 0)\n",
+					c == 'g' ? "grace" : "staging-older-than");
 			gc_usage(c == 'h' ? stdout : stderr);
 			free(opts);
 			return c == 'h' ? 0 : 2;
 		}
 	}
 	int npos = argc - optind;
-	if ((!action && (npos != 1 || !refs)) || (action && !strcmp(action, "list") && npos != 1) ||
+	if ((!action && (npos != 1 || (!refs && stg_days < 0))) ||
+	    (action && !strcmp(action, "list") && npos != 1) ||
 	    (action && !strcmp(action, "restore") && npos < 2)) {
 		gc_usage(stderr);
 		free(opts);
@@ -753,7 +774,7 @@ int sfs_cli_gc(int argc, char **argv)
 	if (exitc)
 		return exitc;
 	if (!action)
-		exitc = gc_run(&s, refs, grace, dry);
+		exitc = gc_run(&s, refs, stg_days, grace, dry);
 	else if (!strcmp(action, "list"))
 		exitc = gc_list(&s);
 	else
