@@ -44,6 +44,8 @@ int sfs_cli_xattr(const char *path, const char *name, char **out);
 int sfs_cli_add_opt(char **opts, const char *o) __attribute__((warn_unused_result));
 /* Add object key to s's index from its record in the store (reindex, fsck --repair, gc restore). */
 int sfs_cli_import_record(struct store *s, const char *key) __attribute__((warn_unused_result));
+/* The receipt records of dedup commits (SFS_RECEIPT_RECORDS) into s->ix; *added counts them. */
+int sfs_cli_import_receipts(struct store *s, uint64_t *added) __attribute__((warn_unused_result));
 /*
  * A store key "<dir>/<stem>.json" that is not a directory: 1 and *stem
  * (malloc'd); 0 for any other key; -ENOMEM.  (Object records, gc's notes.)

@@ -264,6 +264,51 @@ int sfs_cli_import_record(struct store *s, const char *key)
 	return rc;
 }
 
+/* Receipt records (dedup commits' receipts) into the index of their objects. */
+struct receipts_in {
+	struct store *s;
+	uint64_t added, skipped;
+};
+
+static int receipt_cb(void *arg, const char *key, const struct sfs_bstat *st)
+{
+	struct receipts_in *r = arg;
+	void *buf = NULL;
+	size_t n = 0;
+	char *json;
+	int rc;
+
+	if (S_ISDIR(st->mode))
+		return 0;
+	rc = sfs_backend_get_bytes(r->s->be, key, &buf, &n, 1u << 20);
+	if (!rc && !(json = realloc(buf, n + 1)))
+		rc = -ENOMEM;
+	if (!rc) {
+		buf = json;
+		json[n] = '\0';
+		rc = sfs_index_import_receipt(r->s->ix, json);
+	}
+	free(buf);
+	if (rc == -EINVAL || rc == -EFBIG) {
+		fprintf(stderr, "stagefs: receipt record '%s' is malformed: skipped\n", key);
+		rc = 0;
+	}
+	if (rc < 0)
+		return rc;
+	r->added += rc == 1;
+	r->skipped += rc == 0;
+	return 0;
+}
+
+int sfs_cli_import_receipts(struct store *s, uint64_t *added)
+{
+	struct receipts_in r = {.s = s};
+	int rc = sfs_backend_walk(s->be, SFS_RECEIPT_RECORDS, receipt_cb, &r);
+
+	*added = r.added;
+	return rc == -ENOENT ? 0 : rc;
+}
+
 /* Records: each names an object the store holds and the index knows. */
 static void check_records(struct fsck *f)
 {
@@ -529,6 +574,9 @@ int sfs_cli_reindex(int argc, char **argv)
 		else if (++imported % 1000 == 0)
 			fprintf(stderr, "reindex: %llu objects\n", (unsigned long long)imported);
 	}
+	uint64_t receipts = 0;
+	if (!rc)
+		rc = sfs_cli_import_receipts(&s, &receipts);
 	u.ix = s.ix;
 	if (!rc)
 		rc = sfs_snapdb_each_file(f.seen, unexplained_cb, &u);
@@ -550,11 +598,11 @@ int sfs_cli_reindex(int argc, char **argv)
 			strerror(errno));
 		goto out;
 	}
-	printf("reindexed %llu objects into '%s'%s%s%s; %llu of %llu canonical files have no "
-	       "record\n",
-	       (unsigned long long)imported, s.cfg.index, force ? " (the old one is '" : "",
-	       force ? old : "", force ? "')" : "", (unsigned long long)u.n,
-	       (unsigned long long)f.store_files);
+	printf("reindexed %llu objects and %llu receipts of dedup commits into '%s'%s%s%s; %llu "
+	       "of %llu canonical files have no record\n",
+	       (unsigned long long)imported, (unsigned long long)receipts, s.cfg.index,
+	       force ? " (the old one is '" : "", force ? old : "", force ? "')" : "",
+	       (unsigned long long)u.n, (unsigned long long)f.store_files);
 	exitc = u.n ? 1 : 0;
 out:
 	sfs_cli_stems_free(&f.records);

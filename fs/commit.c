@@ -50,6 +50,7 @@
 #define RELEASE_GRACE_US    10000
 
 #include "fs/commit_walk.h"
+#include "index/snapdb.h"
 
 struct commit_ctx {
 	struct sfs_fs *fs;
@@ -317,6 +318,34 @@ int sfs_commit_record(struct sfs_backend *be, struct sfs_index *ix, const struct
 	return rc;
 }
 
+/* A dedup commit's receipt in the store (SFS_RECEIPT_RECORDS): replaced when it exists. */
+static int receipt_record(struct sfs_backend *be, const struct sfs_job *j)
+{
+	char *key = NULL, *json = NULL;
+	int rc =
+		asprintf(&key, "%s/%s/%s", SFS_RECEIPT_RECORDS, j->receipt_dir, j->receipt_name) < 0
+			? -ENOMEM
+			: 0;
+
+	/* what the index keeps (sfs_index_job_finish): the receipt, flagged as a dedup */
+	if (!rc)
+		rc = sfs_json_eval("json_object('format','stagefs-receipt','version',1,'dir',?1,"
+				   "'name',?2,'object',?3,"
+				   "'metadata',json_set(json(?4),'$.dedup',json('true')))",
+				   4,
+				   (const char *const[]){j->receipt_dir, j->receipt_name,
+							 j->canonical, j->metadata},
+				   &json);
+	if (!rc)
+		rc = sfs_backend_put_bytes(be, key, json, strlen(json), 0);
+	if (rc)
+		sfs_log(LOG_ERR, "cannot write the receipt record '%s': %s", key ? key : "?",
+			strerror(-rc));
+	free(key);
+	free(json);
+	return rc;
+}
+
 int sfs_commit_record_remove(struct sfs_backend *be, const char *canonical)
 {
 	char *key = NULL, *parts = NULL;
@@ -387,6 +416,8 @@ static int forward(struct commit_ctx *c, struct sfs_job *job, int dedup)
 		if (!rc)
 			sfs_commit_forget_staged(fs->ix, c->rel);
 	}
+	if (!rc && dedup) /* a receipt no object record holds: reindex finds it here */
+		rc = receipt_record(fs->be, job);
 	if (!rc) {
 		(void)sfs_fault("commit-staged-removed");
 		rc = sfs_index_job_finish(fs->ix, job, dedup);

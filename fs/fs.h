@@ -254,7 +254,14 @@ struct sfs_stg *sfs_stg_find_locked(struct sfs_fs *fs, ino_t ino);
  * SFS_RECORD_INLINE_FILES files keeps them in <that>.parts/NNNNN.json.gz,
  * SFS_RECORD_PART_FILES a part.
  */
-#define SFS_OBJECT_RECORDS	".stagefs/objects"
+#define SFS_OBJECT_RECORDS ".stagefs/objects"
+/*
+ * A commit that found its bytes stored already (hash addressing: dedup) has a
+ * receipt no object record holds: <SFS_RECEIPT_RECORDS>/<dir>/<name>, JSON
+ * {"format":"stagefs-receipt","version":1,"dir","name","object","metadata"},
+ * for `stagefs reindex` (the newest receipt of a name wins).
+ */
+#define SFS_RECEIPT_RECORDS	".stagefs/receipts"
 #define SFS_RECORD_INLINE_FILES 1000
 #define SFS_RECORD_PART_FILES	10000
 

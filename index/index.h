@@ -179,6 +179,14 @@ int sfs_index_job_sidecar(struct sfs_index *ix, const struct sfs_job *j, int par
  */
 int sfs_index_import_object(struct sfs_index *ix, const char *key, const char *record)
 	__attribute__((warn_unused_result));
+/*
+ * Add a receipt from a receipt record ({"dir","name","object","metadata"},
+ * see SFS_RECEIPT_RECORDS) when the index knows its object: it replaces a
+ * receipt of that name with an older metadata.timestamp, not a newer one.
+ * 1 when added, 0 when not (unknown object, or older), -EINVAL when malformed.
+ */
+int sfs_index_import_receipt(struct sfs_index *ix, const char *record)
+	__attribute__((warn_unused_result));
 /* The intent is void (nothing moved): step, key and files cleared; the status stays. */
 int sfs_index_job_abort(struct sfs_index *ix, int64_t id) __attribute__((warn_unused_result));
 /*

@@ -118,15 +118,53 @@ int sfs_index_import_object(struct sfs_index *ix, const char *key, const char *r
 	if (!rc)
 		rc = ix_run_bound(
 			ix,
-			"INSERT OR IGNORE INTO receipts(dir,name,object,metadata) "
+			"INSERT INTO receipts(dir,name,object,metadata) "
 			"SELECT rtrim(rtrim(s, replace(s,'/','')),'/'),"
 			"  substr(s, length(rtrim(s, replace(s,'/','')))+1)||'.json', ?1,"
 			"  json_extract(?2,'$.metadata') "
 			"FROM (SELECT substr(json_extract(?2,'$.metadata.staging'),9) AS s) "
-			"WHERE json_extract(?2,'$.metadata.staging') LIKE 'staging/%/%/%'",
+			"WHERE json_extract(?2,'$.metadata.staging') LIKE 'staging/%/%/%' "
+			/* two commits of one staged name: the newer receipt is the one */
+			"ON CONFLICT(dir,name) DO UPDATE SET object=excluded.object, "
+			"  metadata=excluded.metadata "
+			"WHERE coalesce(json_extract(excluded.metadata,'$.timestamp'),'') > "
+			"  coalesce(json_extract(receipts.metadata,'$.timestamp'),'')",
 			2, (const char *const[]){key, record});
 	rc = ix_tx_end(ix, rc);
 out:
+	pthread_mutex_unlock(&ix->lock);
+	return rc;
+}
+
+int sfs_index_import_receipt(struct sfs_index *ix, const char *record)
+{
+	static const char *sql =
+		"INSERT INTO receipts(dir,name,object,metadata) "
+		"SELECT json_extract(?1,'$.dir'), json_extract(?1,'$.name'),"
+		"  json_extract(?1,'$.object'), json_extract(?1,'$.metadata') "
+		"WHERE EXISTS(SELECT 1 FROM objects WHERE path=json_extract(?1,'$.object')) "
+		"ON CONFLICT(dir,name) DO UPDATE SET object=excluded.object, "
+		"  metadata=excluded.metadata "
+		"WHERE coalesce(json_extract(excluded.metadata,'$.timestamp'),'') > "
+		"  coalesce(json_extract(receipts.metadata,'$.timestamp'),'')";
+	static const char *valid =
+		"SELECT CASE WHEN json_valid(?1) THEN"
+		"  json_extract(?1,'$.format')='stagefs-receipt' AND "
+		"  json_type(?1,'$.dir')='text' AND json_type(?1,'$.name')='text' AND "
+		"  json_type(?1,'$.object')='text' AND json_type(?1,'$.metadata')='object' "
+		"ELSE 0 END";
+	char *ok = NULL;
+	int rc = ix_query_text(ix, valid, 1, (const char *const[]){record}, &ok);
+
+	if (!rc && (!ok || strcmp(ok, "1") != 0))
+		rc = -EINVAL;
+	free(ok);
+	if (rc)
+		return rc == -ENOENT ? -EINVAL : rc;
+	pthread_mutex_lock(&ix->lock);
+	rc = ix_run_bound(ix, sql, 1, (const char *const[]){record});
+	if (!rc)
+		rc = sqlite3_changes(ix->db) > 0;
 	pthread_mutex_unlock(&ix->lock);
 	return rc;
 }

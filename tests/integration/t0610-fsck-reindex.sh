@@ -126,7 +126,7 @@ mv "$INDEX" "$T/index.orig"
 rm -f "$INDEX-wal" "$INDEX-shm"
 out=$("$STAGEFS" reindex "$SOURCE" -o "$OPTS" 2>&1)
 check_eq "reindex on a lost index exits 0 ($out)" 0 $?
-check "it reports 4 objects, no file without a record" grep -q "reindexed 4 objects into .*; 0 of [0-9]* canonical files have no record" <<<"$out"
+check "it reports 4 objects, no file without a record" grep -q "reindexed 4 objects and 0 receipts of dedup commits into .*; 0 of [0-9]* canonical files have no record" <<<"$out"
 check_eq "the 1200 files of the directory came back from its record's part" 1200 \
 	"$($PY -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM object_files WHERE object=?", (sys.argv[2],)).fetchone()[0])' "$INDEX" "$MK")"
 out=$(fsck --deep)
@@ -148,10 +148,19 @@ check_eq "zarr and h5py read the objects through the rebuilt index" ok "$out"
 check_eq "a hash commit of the same bytes dedups against the rebuilt index" OK \
 	"$(printf 'some notes\n' >"$D/again.txt" && commit "$D/again.txt" hash)"
 check "the receipt says dedup" grep -q '"dedup": *true' "$D/.receipts/again.txt.json"
+dedup_receipt=$(cat "$D/.receipts/again.txt.json")
+check "no object record holds it: a receipt record in the store does" \
+	grep -q '"object":"'"$HK"'"' "$(sobj .stagefs/receipts/lab/Fsck/again.txt.json)"
 unmount_fs
 out=$("$STAGEFS" reindex "$SOURCE" -o "$OPTS" --force 2>&1)
 check_eq "reindex --force replaces it and keeps the old one" 0 $?
 check "the old one is kept" test -f "$INDEX.old"
+check "it reports the dedup commit's receipt ($out)" grep -q "reindexed 4 objects and 1 receipts of dedup commits" <<<"$out"
+mount_fs || exit 1
+check_eq "the dedup commit's receipt came back" "$dedup_receipt" "$(cat "$D/.receipts/again.txt.json" 2>&1)"
+check_eq "and the first commit's of the same bytes stays" "$(grep -o '"staging": *"[^"]*"' <<<"$before" | grep -c notes.txt)" \
+	"$(cat "$D/.receipts/notes.txt.json" | grep -o '"staging": *"[^"]*"' | grep -c notes.txt)"
+unmount_fs
 
 # usage
 check_eq "fsck without SOURCE is a usage error" 2 "$("$STAGEFS" fsck >/dev/null 2>&1; echo $?)"

@@ -444,6 +444,32 @@ static void test_reader_snapshot(void **state)
 	sfs_index_close(r);
 }
 
+/* A receipt record: added when its object is known, the newer of two receipts of a name wins. */
+static void test_import_receipt(void **state)
+{
+	struct fx *f = *state;
+	char *m = NULL;
+	const char *older = "{\"format\":\"stagefs-receipt\",\"version\":1,\"dir\":\"lab/T\","
+			    "\"name\":\"x.json\",\"object\":\"_hash/lab/aa\","
+			    "\"metadata\":{\"timestamp\":\"2026-01-01T00:00:00Z\",\"n\":1}}";
+	const char *newer = "{\"format\":\"stagefs-receipt\",\"version\":1,\"dir\":\"lab/T\","
+			    "\"name\":\"x.json\",\"object\":\"_hash/lab/aa\","
+			    "\"metadata\":{\"timestamp\":\"2026-02-01T00:00:00Z\",\"n\":2}}";
+	const char *unknown = "{\"format\":\"stagefs-receipt\",\"version\":1,\"dir\":\"lab/T\","
+			      "\"name\":\"y.json\",\"object\":\"_hash/lab/zz\",\"metadata\":{}}";
+
+	assert_int_equal(sfs_index_import_receipt(f->ix, older), 0); /* no object yet */
+	assert_int_equal(sfs_index_object_add(f->ix, "_hash/lab/aa", "hash", "{\"size\":1}"), 0);
+	assert_int_equal(sfs_index_import_receipt(f->ix, newer), 1);
+	assert_int_equal(sfs_index_import_receipt(f->ix, older), 0); /* older: kept out */
+	assert_int_equal(sfs_index_receipt_get(f->ix, "lab/T", "x.json", &m), 0);
+	assert_non_null(strstr(m, "\"n\":2"));
+	free(m);
+	assert_int_equal(sfs_index_import_receipt(f->ix, unknown), 0);
+	assert_int_equal(sfs_index_import_receipt(f->ix, "{\"format\":\"other\"}"), -EINVAL);
+	assert_int_equal(sfs_index_import_receipt(f->ix, "not json"), -EINVAL);
+}
+
 static void test_commit_value_build(void **state)
 {
 	char *v = NULL;
@@ -589,6 +615,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_job_files_parts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_staged_xattrs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_import_receipt, setup, teardown),
 		cmocka_unit_test(test_commit_value_build),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
