@@ -42,8 +42,9 @@ struct sfs_s3_client {
 	int threads;
 
 	pthread_mutex_t pool_lock;
-	CURL *pool[POOL_MAX]; /* idle handles; protected by pool_lock */
-	int n_pool;	      /* protected by pool_lock */
+	CURL *pool[POOL_MAX];		   /* idle handles; protected by pool_lock */
+	curl_socket_t pool_sock[POOL_MAX]; /* the socket of each one's last transfer */
+	int n_pool;			   /* protected by pool_lock */
 };
 
 /* ---- one request (s3_client_request.c) ---- */
@@ -86,6 +87,8 @@ struct req {
 	char message[160]; /* S3 error message */
 	struct sfs_s3_objinfo info;
 	int have_length;
+	curl_socket_t
+		sock; /* its connection's socket, for the header callback (or CURL_SOCKET_BAD) */
 };
 
 /* A new request: method on key (NULL = the bucket), no query, headers or body. */

@@ -13,6 +13,9 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <openssl/crypto.h>
@@ -142,12 +145,17 @@ static int parse_error_doc(const char *buf, size_t n, char *code, size_t clen, c
 
 /* ---- handle pool ---- */
 
-static CURL *pool_get(struct sfs_s3_client *c)
+/* An idle handle (or a new one) and the socket its last transfer used (CURL_SOCKET_BAD). */
+static CURL *pool_get(struct sfs_s3_client *c, curl_socket_t *sock)
 {
 	CURL *h = NULL;
+	*sock = CURL_SOCKET_BAD;
 	pthread_mutex_lock(&c->pool_lock);
-	if (c->n_pool > 0)
-		h = c->pool[--c->n_pool];
+	if (c->n_pool > 0) {
+		c->n_pool--;
+		h = c->pool[c->n_pool];
+		*sock = c->pool_sock[c->n_pool];
+	}
 	pthread_mutex_unlock(&c->pool_lock);
 	if (!h)
 		h = curl_easy_init();
@@ -156,16 +164,30 @@ static CURL *pool_get(struct sfs_s3_client *c)
 
 static void pool_put(struct sfs_s3_client *c, CURL *h)
 {
+	curl_socket_t sock = CURL_SOCKET_BAD;
+
 	if (!h)
 		return;
+	/* valid after a transfer: the connection the next one will most likely reuse */
+	if (curl_easy_getinfo(h, CURLINFO_ACTIVESOCKET, &sock) != CURLE_OK)
+		sock = CURL_SOCKET_BAD;
 	pthread_mutex_lock(&c->pool_lock);
 	if (c->n_pool < POOL_MAX) {
+		c->pool_sock[c->n_pool] = sock;
 		c->pool[c->n_pool++] = h;
 		h = NULL;
 	}
 	pthread_mutex_unlock(&c->pool_lock);
 	if (h)
 		curl_easy_cleanup(h);
+}
+
+/* A new connection's socket: the request's, for the header callback. */
+static int sockopt_cb(void *clientp, curl_socket_t fd, curlsocktype purpose)
+{
+	(void)purpose;
+	((struct req *)clientp)->sock = fd;
+	return CURL_SOCKOPT_OK;
 }
 
 /* ---- curl callbacks ---- */
@@ -262,6 +284,20 @@ static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 	line[l] = '\0';
 	while (l && (line[l - 1] == '\r' || line[l - 1] == '\n'))
 		line[--l] = '\0';
+	if (!l) {
+		/*
+		 * The end of the headers: acknowledge them now.  A server that writes
+		 * its headers and its body in two segments (Ceph RGW does, for a
+		 * copy's and a multi-object delete's XML answer) holds the body until
+		 * the headers are acknowledged (Nagle), and Linux delays that ACK by
+		 * 40 ms: measured on RGW 16.2, each such answer took ~45 ms.
+		 * TCP_QUICKACK sends the delayed ACK at once.
+		 */
+		int one = 1;
+		if (r->sock != CURL_SOCKET_BAD)
+			(void)setsockopt(r->sock, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+		return n;
+	}
 	if (strncmp(line, "HTTP/", 5) == 0) { /* a new response (after 100 Continue, say) */
 		memset(&r->info, 0, sizeof(r->info));
 		r->have_length = 0;
@@ -402,6 +438,8 @@ static int setup_request(struct sfs_s3_client *c, struct req *r, CURL *h, struct
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hl);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
+	curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, r);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->stall_timeout_s);
@@ -519,7 +557,7 @@ int sfs_s3c_perform(struct sfs_s3_client *c, struct req *r)
 	for (int attempt = 1; attempt <= attempts; attempt++) {
 		struct curl_slist *hl = NULL;
 		struct xfer x = {r, NULL};
-		CURL *h = pool_get(c);
+		CURL *h = pool_get(c, &r->sock);
 		int retry = 0;
 
 		if (!h)
