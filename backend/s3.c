@@ -599,6 +599,23 @@ static int check_format(struct s3_backend *s)
 	if (!s->cond_put)
 		sfs_log(LOG_INFO, "s3: '%s' ignores If-None-Match; no-replace uses HEAD then PUT",
 			sfs_s3_client_endpoint(s->c));
+	/*
+	 * And on CompleteMultipartUpload, which a conditional copy ends with?  Ceph
+	 * RGW 16.2 honours it on PUT but not there (and answers with an empty ETag):
+	 * a conditional copy would overwrite.  The marker copied onto itself
+	 * conditionally: 412 = honoured; 2xx = ignored (it is rewritten with its
+	 * own bytes).
+	 */
+	s->cond_complete = 0;
+	if (s->cond_put) {
+		rc = sfs_s3_copy(s->c, fk, fk, strlen(FORMAT_CONTENT), SFS_S3_IF_NONE_MATCH);
+		s->cond_complete = rc == -EEXIST;
+		if (!s->cond_complete)
+			sfs_log(LOG_INFO,
+				"s3: '%s' ignores If-None-Match on CompleteMultipartUpload; a "
+				"no-replace copy uses HEAD then copy",
+				sfs_s3_client_endpoint(s->c));
+	}
 	rc = 0;
 out:
 	free(fk);

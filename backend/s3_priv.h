@@ -28,7 +28,9 @@ struct s3_backend {
 	uint64_t blocks_max;  /* bound of blocks_dir, bytes */
 	uint64_t blocks_used; /* protected by blocks_lock */
 	pthread_mutex_t blocks_lock;
-	atomic_int cond_put;   /* server honours If-None-Match: * (set at open; 1 -> 0 only) */
+	atomic_int cond_put; /* server honours If-None-Match: * (set at open; 1 -> 0 only) */
+	atomic_int
+		cond_complete; /* ... on CompleteMultipartUpload too: a conditional copy is safe */
 	struct sfs_dcache *dc; /* canonical listings, fresh for dir_cache_time seconds */
 	const struct sfs_staged_journal *journal; /* the index's rows of stored staged files */
 	int read_only;

@@ -575,7 +575,9 @@ int sfs_s3b_promote(struct sfs_backend *b, const char *staged_rel, const char *k
 	 * host that creates the same key meanwhile (one file; a tree's fresh
 	 * token prefix is not raced).
 	 */
-	int cflags = (flags & SFS_NOREPLACE) && !is_dir && s->cond_put ? SFS_S3_IF_NONE_MATCH : 0;
+	int cflags = (flags & SFS_NOREPLACE) && !is_dir && s->cond_put && s->cond_complete
+			     ? SFS_S3_IF_NONE_MATCH
+			     : 0;
 	rc = copy_all(s, &l, from, to, is_dir, cflags);
 	if (rc == -ENOSYS && cflags) {
 		sfs_s3b_no_conditional_writes(s);

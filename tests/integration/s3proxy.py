@@ -12,7 +12,9 @@ s3rver on loopback and adds them:
   * Conditional creates: PUT and CompleteMultipartUpload with
     `If-None-Match: *` answer 412 PreconditionFailed when the key exists
     (checked and written under one lock, so two racing creates cannot both
-    win).  --no-conditional answers 501 NotImplemented instead.
+    win).  --no-conditional answers 501 NotImplemented instead;
+    --ignore-conditional-complete passes CompleteMultipartUpload through
+    whatever If-None-Match says (as Ceph RGW 16.2 does) and counts it.
   * UploadPartCopy (`PUT ?partNumber&uploadId` with x-amz-copy-source[-range]):
     the range is read from s3rver and stored as the part.
   * Faults, set at run time: POST /__proxy/rules with a JSON list of rules,
@@ -28,7 +30,8 @@ s3rver on loopback and adds them:
     upload_part_copy, cond_created, cond_412, faults, upstream_down).
 
 usage: s3proxy.py --listen PORT --upstream PORT [--access-key K --secret-key S]
-                  [--no-conditional] [--log FILE] [--ready-file FILE]
+                  [--no-conditional] [--ignore-conditional-complete]
+                  [--log FILE] [--ready-file FILE]
 """
 import argparse
 import collections
@@ -265,6 +268,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.upload_part_copy(path, q)
             cond = self.headers.get("If-None-Match", "").strip() == "*"
             complete = self.command == "POST" and "uploadId" in q
+            if cond and complete and args.ignore_conditional_complete:
+                count("cond_complete_ignored")
+                cond = False
             if cond and ((self.command == "PUT" and "partNumber" not in q) or complete):
                 if not args.conditional:
                     return self.reply(501, xml_error("NotImplemented", "If-None-Match"),
@@ -338,6 +344,7 @@ def main():
     p.add_argument("--access-key", default="S3RVER")
     p.add_argument("--secret-key", default="S3RVER")
     p.add_argument("--no-conditional", dest="conditional", action="store_false")
+    p.add_argument("--ignore-conditional-complete", action="store_true")
     p.add_argument("--log")
     p.add_argument("--ready-file")
     args = p.parse_args()

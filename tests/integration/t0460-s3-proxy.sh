@@ -141,3 +141,26 @@ cp "$T/n.ref" "$D/n.bin"
 check_eq "commit without conditional writes" OK "$(commit "$D/n.bin" hash)"
 check "stored" cmp "$T/n.ref" "$MNT/$(json_get path <"$D/.receipts/n.bin.json")"
 check_eq "no conditional request was honoured" 0 "$(pstat cond_created)"
+
+# --- a server that honours If-None-Match on PUT but not on CompleteMultipartUpload
+# (Ceph RGW 16.2): a conditional multipart copy would overwrite, so promotion
+# copies after a HEAD instead; what exists is still never replaced
+unmount_fs
+proxy_stop
+proxy_start --ignore-conditional-complete || exit 1
+mount_fs || exit 1
+check "the daemon noticed CompleteMultipartUpload ignores If-None-Match" \
+	grep -q "ignores If-None-Match on CompleteMultipartUpload" "$T/daemon.log"
+check "its probe was the one conditional complete the proxy let through" test "$(pstat cond_complete_ignored)" -eq 1
+head -c 300000 /dev/urandom >"$T/r.ref"
+cp "$T/r.ref" "$D/r.bin"
+check_eq "commit a file by hash" OK "$(commit "$D/r.bin" hash)"
+RK=$(json_get path <"$D/.receipts/r.bin.json")
+check "stored" cmp "$T/r.ref" "$MNT/$RK"
+check_eq "no conditional complete after the probe" 1 "$(pstat cond_complete_ignored)"
+printf 'first\n' >"$D/s1.txt"
+check_eq "commit a schema file with a fixed token" OK "$(commit "$D/s1.txt" '{"field":"f","key":{"id":1},"token":"rgwTOK01"}')"
+printf 'second\n' >"$D/s2.txt"
+out=$(commit "$D/s2.txt" '{"field":"f","key":{"id":1},"token":"rgwTOK01"}')
+check_eq "a commit onto that key is refused" EEXIST "$out"
+check_eq "the first object is untouched" first "$(cat "$MNT/_schema/lab/px/id=1/f_rgwTOK01.txt")"
