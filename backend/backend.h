@@ -164,6 +164,17 @@ struct sfs_backend_ops {
 	 * crash leaves both copies, never neither; moving again completes it).
 	 */
 	int (*move)(struct sfs_backend *b, const char *from, const char *to);
+	/*
+	 * Multipart uploads of the store's keys begun and neither completed nor
+	 * aborted (a daemon killed in the middle of one leaves its parts stored):
+	 * cb(key, upload id, initiated in ns since the epoch).  NULL where there
+	 * are none ("file").
+	 */
+	int (*uploads)(struct sfs_backend *b,
+		       int (*cb)(void *arg, const char *key, const char *id, int64_t initiated_ns),
+		       void *arg);
+	/* Abort one of those (its parts are freed). */
+	int (*abort_upload)(struct sfs_backend *b, const char *key, const char *id);
 	/* Make everything written so far durable. */
 	int (*sync)(struct sfs_backend *b);
 	/* Free the backend and everything it holds. */
@@ -215,6 +226,8 @@ static inline int sfs_backend_staging_dir(struct sfs_backend *b)
 #define sfs_backend_get_bytes(b, ...)	  SFS_BCALL(b, get_bytes, __VA_ARGS__)
 #define sfs_backend_promote(b, ...)	  SFS_BCALL(b, promote, __VA_ARGS__)
 #define sfs_backend_remove(b, ...)	  SFS_BCALL(b, remove, __VA_ARGS__)
+#define sfs_backend_uploads(b, ...)	  SFS_BCALL(b, uploads, __VA_ARGS__)
+#define sfs_backend_abort_upload(b, ...)  SFS_BCALL(b, abort_upload, __VA_ARGS__)
 static inline int sfs_backend_sync(struct sfs_backend *b)
 {
 	return b->ops->sync ? b->ops->sync(b) : 0;

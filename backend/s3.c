@@ -507,6 +507,50 @@ static void s3_set_journal(struct sfs_backend *b, const struct sfs_staged_journa
 	S3(b)->journal = j;
 }
 
+/* ---- multipart uploads left behind (fsck) ---- */
+
+struct uploads_ctx {
+	struct s3_backend *s;
+	int (*cb)(void *arg, const char *key, const char *id, int64_t initiated_ns);
+	void *arg;
+};
+
+static int uploads_cb(void *arg, const char *key, const char *id, int64_t initiated_ns)
+{
+	struct uploads_ctx *u = arg;
+	size_t n = strlen(u->s->prefix);
+
+	if (strncmp(key, u->s->prefix, n) != 0)
+		return 0; /* another store's, in the same bucket */
+	return u->cb(u->arg, key + n, id, initiated_ns);
+}
+
+static int s3_uploads(struct sfs_backend *b,
+		      int (*cb)(void *arg, const char *key, const char *id, int64_t initiated_ns),
+		      void *arg)
+{
+	struct s3_backend *s = S3(b);
+	struct uploads_ctx u = {s, cb, arg};
+
+	return sfs_s3_list_uploads(s->c, s->prefix, uploads_cb, &u);
+}
+
+static int s3_abort_upload(struct sfs_backend *b, const char *key, const char *id)
+{
+	struct s3_backend *s = S3(b);
+	char *fk;
+	int rc;
+
+	if (s->read_only)
+		return -EROFS;
+	fk = sfs_s3b_join(s->prefix, key, NULL);
+	if (!fk)
+		return -ENOMEM;
+	rc = sfs_s3_abort_upload(s->c, fk, id);
+	free(fk);
+	return rc;
+}
+
 static const struct sfs_backend_ops s3_ops = {
 	.name = "s3",
 	.caps = SFS_BCAP_STAGING_CACHE,
@@ -528,6 +572,8 @@ static const struct sfs_backend_ops s3_ops = {
 	.promote = sfs_s3b_promote,
 	.remove = s3_remove,
 	.move = sfs_s3b_move,
+	.uploads = s3_uploads,
+	.abort_upload = s3_abort_upload,
 	.sync = s3_sync,
 	.destroy = s3_destroy,
 };

@@ -40,7 +40,7 @@ static void md5_of(const void *buf, size_t n, unsigned char out[16])
 	EVP_Digest(buf, n, out, &len, EVP_md5(), NULL);
 }
 
-static int64_t parse_iso8601_ns(const char *s)
+int64_t sfs_s3c_parse_iso8601_ns(const char *s)
 {
 	struct tm tm;
 	memset(&tm, 0, sizeof(tm));
@@ -453,7 +453,7 @@ int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimit
 				sfs_s3c_xml_child_text(n, "Size", tmp, sizeof(tmp));
 				info.size = strtoull(tmp, NULL, 10);
 				sfs_s3c_xml_child_text(n, "LastModified", tmp, sizeof(tmp));
-				info.mtime_ns = parse_iso8601_ns(tmp);
+				info.mtime_ns = sfs_s3c_parse_iso8601_ns(tmp);
 				sfs_s3c_xml_child_text(n, "ETag", tmp, sizeof(tmp));
 				sfs_s3c_strip_quotes(tmp, info.etag, sizeof(info.etag));
 				if (key)

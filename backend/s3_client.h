@@ -136,6 +136,19 @@ int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimit
  * conditional (S3 has no conditional CopyObject): -EEXIST when dst exists,
  * -ENOSYS when the server does not implement the condition.
  */
+/*
+ * Multipart uploads begun under prefix and neither completed nor aborted
+ * (ListMultipartUploads, every page): cb(key, upload id, initiated, ns since
+ * the epoch); non-zero from cb stops and is returned.
+ */
+int sfs_s3_list_uploads(struct sfs_s3_client *c, const char *prefix,
+			int (*cb)(void *arg, const char *key, const char *upload_id,
+				  int64_t initiated_ns),
+			void *arg) __attribute__((warn_unused_result));
+/* Abort multipart upload upload_id of key (its parts are freed). */
+int sfs_s3_abort_upload(struct sfs_s3_client *c, const char *key, const char *upload_id)
+	__attribute__((warn_unused_result));
+
 int sfs_s3_copy(struct sfs_s3_client *c, const char *src, const char *dst, uint64_t size, int flags)
 	__attribute__((warn_unused_result));
 

@@ -108,6 +108,8 @@ int sfs_s3c_perform(struct sfs_s3_client *c, struct req *r);
 void sfs_s3c_strip_quotes(const char *in, char *out, size_t len);
 /* Parse an XML answer of n bytes (no network, no error output); NULL when not XML. */
 xmlDocPtr sfs_s3c_xml_parse(const char *buf, size_t n);
+/* An S3 time ("2026-12-01T10:00:00.000Z") as ns since the epoch; 0 when unreadable. */
+int64_t sfs_s3c_parse_iso8601_ns(const char *s);
 /* 1 when n is an element named name. */
 int sfs_s3c_xml_is(xmlNodePtr n, const char *name);
 /* Text of child `name` copied into out (len bytes); "" when absent. */

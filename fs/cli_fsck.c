@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,8 @@
 struct fsck {
 	struct store *s;
 	int deep, repair;
+	double uploads_hours; /* multipart uploads begun longer ago than this are stale */
+	uint64_t uploads_young;
 	uint64_t problems, repaired, objects, files, store_files;
 	struct sfs_snapdb *seen;      /* every canonical file and directory of the store */
 	struct sfs_cli_stems records; /* keys of the objects whose records the store holds */
@@ -377,16 +380,64 @@ static int snap_cb(void *arg, const char *name)
 	return 0;
 }
 
+/* A multipart upload never completed nor aborted: stale when begun long enough ago. */
+static int upload_cb(void *arg, const char *key, const char *id, int64_t initiated_ns)
+{
+	struct fsck *f = arg;
+	time_t t = (time_t)(initiated_ns / 1000000000LL);
+	char when[32] = "?";
+	struct tm tm;
+
+	if (t > 0 && gmtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if ((double)(time(NULL) - t) < f->uploads_hours * 3600) {
+		f->uploads_young++; /* perhaps a daemon's, in progress */
+		return 0;
+	}
+	if (f->repair) {
+		int rc = sfs_backend_abort_upload(f->s->be, key, id);
+		if (!rc) {
+			printf("repaired: aborted the incomplete multipart upload of '%s' (begun "
+			       "%s)\n",
+			       key, when);
+			f->repaired++;
+			return 0;
+		}
+		fprintf(stderr, "stagefs: fsck: cannot abort the upload of '%s': %s\n", key,
+			strerror(-rc));
+	}
+	problem(f,
+		"an incomplete multipart upload of '%s' (begun %s, upload id %s) keeps its parts "
+		"in the store (--repair aborts it)",
+		key, when, id);
+	return 0;
+}
+
+static void check_uploads(struct fsck *f)
+{
+	int rc = sfs_backend_uploads(f->s->be, upload_cb, f);
+
+	if (rc == -ENOSYS && !f->s->be->ops->uploads)
+		return; /* a backend without multipart uploads (file) */
+	if (rc)
+		fprintf(stderr,
+			"stagefs: fsck: note: the server did not list its multipart uploads (%s): "
+			"stale uploads not checked\n",
+			strerror(-rc));
+}
+
 static void fsck_usage(FILE *o)
 {
-	fprintf(o, "usage: stagefs fsck SOURCE|MOUNTPOINT [--deep] [--repair] [-o key=value]...\n"
+	fprintf(o, "usage: stagefs fsck SOURCE|MOUNTPOINT [--deep] [--repair]\n"
+		   "                    [--uploads-older-than HOURS] [-o key=value]...\n"
 		   "  Checks the index against the store: interrupted commits, objects missing\n"
 		   "  or of another size (--deep: other bytes), canonical files no commit\n"
 		   "  recorded, records and receipts without their object, snapshots listing\n"
-		   "  objects the store lacks.  Prints one line per problem; exit 0 when clean,\n"
-		   "  1 when problems remain.  --repair finishes or undoes interrupted commits\n"
-		   "  and indexes objects from their records; it prints what it did.  Run it\n"
-		   "  with the store unmounted.\n");
+		   "  objects the store lacks, and (s3) multipart uploads begun more than HOURS\n"
+		   "  (default 24) ago and never completed.  Prints one line per problem; exit 0\n"
+		   "  when clean, 1 when problems remain.  --repair finishes or undoes\n"
+		   "  interrupted commits, indexes objects from their records and aborts stale\n"
+		   "  uploads; it prints what it did.  Run it with the store unmounted.\n");
 }
 
 /* -o options joined with ',' (the forms every subcommand takes). */
@@ -405,9 +456,11 @@ int sfs_cli_fsck(int argc, char **argv)
 {
 	static const struct option lo[] = {{"deep", no_argument, NULL, 'd'},
 					   {"repair", no_argument, NULL, 'r'},
+					   {"uploads-older-than", required_argument, NULL, 'u'},
 					   {"help", no_argument, NULL, 'h'},
 					   {NULL, 0, NULL, 0}};
-	struct fsck f = {0};
+	struct fsck f = {.uploads_hours = 24};
+	char *end = NULL;
 	struct store s;
 	char *opts = NULL;
 	int c, exitc = 2;
@@ -418,9 +471,16 @@ int sfs_cli_fsck(int argc, char **argv)
 			f.deep = 1;
 		else if (c == 'r')
 			f.repair = 1;
+		else if (c == 'u' && (f.uploads_hours = strtod(optarg, &end)) >= 0 && end &&
+			 !*end && end != optarg)
+			continue;
 		else if (c == 'o' && sfs_cli_add_opt(&opts, optarg) == 0)
 			continue;
 		else {
+			if (c == 'u')
+				fprintf(stderr,
+					"stagefs: fsck: --uploads-older-than wants hours (a "
+					"number >= 0)\n");
 			fsck_usage(c == 'h' ? stdout : stderr);
 			free(opts);
 			return c == 'h' ? 0 : 2;
@@ -466,6 +526,7 @@ int sfs_cli_fsck(int argc, char **argv)
 		fprintf(stderr, "stagefs: fsck: cannot read the index or the store\n");
 		goto out;
 	}
+	check_uploads(&f);
 	printf("%llu objects, %llu indexed files, %llu files in the store, %zu records: "
 	       "%llu problem(s)%s",
 	       (unsigned long long)f.objects, (unsigned long long)f.files,

@@ -24,6 +24,10 @@ s3rver on loopback and adds them:
     "reset" closes the connection without an answer before reading the body
     (a server dying mid-upload); "delay" waits, then serves the request.
     When s3rver itself is down the proxy also closes without an answer.
+  * Multipart uploads left behind: the proxy keeps the uploads it saw begun
+    and not yet completed or aborted, answers ListMultipartUploads
+    (`GET /bucket?uploads&prefix=P`) from them and AbortMultipartUpload
+    (`DELETE /bucket/key?uploadId=X`) itself; s3rver implements neither.
   * --log FILE: a line "METHOD /path?query" when a request arrives and
     "= METHOD /path?query -> status" when it is answered.
   * GET /__proxy/stats: counters as JSON (requests, sig_ok, sig_fail,
@@ -47,11 +51,14 @@ import sys
 import threading
 import time
 import urllib.parse
+from xml.sax.saxutils import escape as xml_escape
 
 HOP = {"connection", "keep-alive", "expect", "transfer-encoding", "content-length", "te"}
 
 lock = threading.Lock()  # rules, stats, log
 cond_lock = threading.Lock()  # conditional creates: check + write as one step
+uploads_lock = threading.Lock()
+uploads = {}  # (bucket, key) + upload id -> initiated (ISO-8601), begun and not ended
 rules = []
 stats = collections.Counter()
 args = None
@@ -266,6 +273,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if (self.command == "PUT" and "partNumber" in q and "uploadId" in q
                     and "x-amz-copy-source" in self.headers):
                 return self.upload_part_copy(path, q)
+            if self.command == "GET" and "uploads" in q:
+                return self.list_uploads(path, q)
+            if self.command == "DELETE" and "uploadId" in q:
+                return self.abort_upload(path, q)
+            if self.command == "POST" and "uploads" in q:
+                out = self.upstream(self.command, self.path, body, self.fwd_headers(len(body)))
+                m = re.search(rb"<UploadId>([^<]+)</UploadId>", out[3])
+                if out[0] // 100 == 2 and m:
+                    when = datetime.datetime.now(datetime.timezone.utc)
+                    with uploads_lock:
+                        uploads[self.upload_key(path) + (m.group(1).decode(),)] = \
+                            when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+                return self.relay(*out)
             cond = self.headers.get("If-None-Match", "").strip() == "*"
             complete = self.command == "POST" and "uploadId" in q
             if cond and complete and args.ignore_conditional_complete:
@@ -287,14 +307,52 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                         self.fwd_headers(len(body)))
                     if out[0] // 100 == 2:
                         count("cond_created")
+                    if complete:
+                        self.upload_ended(path, q, out[0])
                     return self.relay(*out)
-            return self.relay(*self.upstream(self.command, self.path, body,
-                                             self.fwd_headers(len(body))))
+            out = self.upstream(self.command, self.path, body, self.fwd_headers(len(body)))
+            if complete:
+                self.upload_ended(path, q, out[0])
+            return self.relay(*out)
         except UpstreamDown:
             count("upstream_down")
             self.note("upstream down: closed")
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
+
+    def upload_key(self, path):
+        bucket, _, key = urllib.parse.unquote(path).lstrip("/").partition("/")
+        return bucket, key
+
+    def upload_ended(self, path, q, status):
+        if status // 100 == 2 and "uploadId" in q:
+            with uploads_lock:
+                uploads.pop(self.upload_key(path) + (q["uploadId"][0],), None)
+
+    def list_uploads(self, path, q):
+        bucket = urllib.parse.unquote(path).strip("/")
+        prefix = q.get("prefix", [""])[0]
+        with uploads_lock:
+            mine = sorted((k, i, t) for (b, k, i), t in uploads.items()
+                          if b == bucket and k.startswith(prefix))
+        body = ['<?xml version="1.0" encoding="UTF-8"?>',
+                '<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">',
+                "<Bucket>%s</Bucket><IsTruncated>false</IsTruncated>" % xml_escape(bucket)]
+        for k, i, t in mine:
+            body.append("<Upload><Key>%s</Key><UploadId>%s</UploadId><Initiated>%s</Initiated>"
+                        "</Upload>" % (xml_escape(k), xml_escape(i), t))
+        body.append("</ListMultipartUploadsResult>")
+        count("list_uploads")
+        return self.reply(200, "".join(body).encode(), [("Content-Type", "application/xml")])
+
+    def abort_upload(self, path, q):
+        with uploads_lock:
+            found = uploads.pop(self.upload_key(path) + (q["uploadId"][0],), None)
+        if found is None:
+            return self.reply(404, xml_error("NoSuchUpload", "no such upload"),
+                              [("Content-Type", "application/xml")])
+        count("aborted_uploads")
+        return self.reply(204, b"")
 
     def upload_part_copy(self, path, q):
         src = urllib.parse.unquote(self.headers["x-amz-copy-source"]).lstrip("/")

@@ -164,3 +164,33 @@ printf 'second\n' >"$D/s2.txt"
 out=$(commit "$D/s2.txt" '{"field":"f","key":{"id":1},"token":"rgwTOK01"}')
 check_eq "a commit onto that key is refused" EEXIST "$out"
 check_eq "the first object is untouched" first "$(cat "$MNT/_schema/lab/px/id=1/f_rgwTOK01.txt")"
+
+# --- a daemon killed in the middle of a multipart upload leaves the upload open
+# (its parts stored): fsck names it once it is older than --uploads-older-than
+# (default 24 h), --repair aborts it
+prules '[{"match": "^PUT .*/stale\\.bin\\?partNumber=", "times": -1, "action": "delay", "delay": 20}]'
+cp "$T/m.ref" "$D/stale.bin" 2>/dev/null &
+cp_pid=$!
+for _ in $(seq 100); do
+	grep -q '^POST .*/stale\.bin?uploads' "$T/proxy.log" && break
+	sleep 0.1
+done
+check "the upload of stale.bin began" grep -q '^POST .*/stale\.bin?uploads' "$T/proxy.log"
+kill_daemon
+wait "$cp_pid" 2>/dev/null
+prules '[]'
+fsck_s3() { "$STAGEFS" fsck "$SOURCE" -o "index=$INDEX,$BACKEND_OPTS" "$@" 2>&1; }
+out=$(fsck_s3)
+check "a young upload is not a problem (it may be a daemon's, in progress)" \
+	bash -c "! grep -q 'incomplete multipart upload' <<<'$out'"
+out=$(fsck_s3 --uploads-older-than 0)
+check_eq "fsck --uploads-older-than 0 exits 1" 1 $?
+check "it names the upload ($out)" grep -q "an incomplete multipart upload of '_staging/lab/px/stale.bin' (begun " <<<"$out"
+check "the proxy listed the uploads" test "$(pstat list_uploads)" -ge 2
+out=$(fsck_s3 --uploads-older-than 0 --repair)
+check "fsck --repair aborts it ($out)" grep -q "repaired: aborted the incomplete multipart upload of '_staging/lab/px/stale.bin'" <<<"$out"
+check_eq "the server was asked to abort it" 1 "$(pstat aborted_uploads)"
+out=$(fsck_s3 --uploads-older-than 0)
+check "no upload is left ($out)" bash -c "! grep -q 'incomplete multipart upload' <<<'$out'"
+check_eq "--uploads-older-than with a bad value is a usage error" 2 \
+	"$("$STAGEFS" fsck "$SOURCE" --uploads-older-than soon >/dev/null 2>&1; echo $?)"

@@ -1,0 +1,96 @@
+/*
+ * backend/s3_client_uploads.c - multipart uploads left behind: listed
+ * (ListMultipartUploads) and aborted, for `stagefs fsck`.  A daemon killed in
+ * the middle of a multipart upload leaves its parts stored (and billed) until
+ * the upload is aborted; S3 lists them under the bucket's ?uploads.
+ */
+#include "backend/s3_client.h"
+#include "backend/s3_client_priv.h"
+
+#include "backend/s3_buf.h"
+#include "backend/sigv4.h"
+
+#include <errno.h>
+#include <libxml/tree.h>
+#include <stdlib.h>
+#include <string.h>
+
+int sfs_s3_list_uploads(struct sfs_s3_client *c, const char *prefix,
+			int (*cb)(void *arg, const char *key, const char *upload_id,
+				  int64_t initiated_ns),
+			void *arg)
+{
+	struct sfs_buf body;
+	xmlChar *key_marker = NULL, *id_marker = NULL;
+	int rc = 0;
+
+	sfs_buf_init(&body, XML_CAP);
+	for (int page = 0;; page++) {
+		struct req r;
+		sfs_s3c_req_init(&r, "GET", NULL);
+		sfs_s3c_req_query(&r, "uploads", "");
+		sfs_s3c_req_query(&r, "prefix", prefix ? prefix : "");
+		if (key_marker)
+			sfs_s3c_req_query(&r, "key-marker", (const char *)key_marker);
+		if (id_marker)
+			sfs_s3c_req_query(&r, "upload-id-marker", (const char *)id_marker);
+		r.payload_hash = SFS_SIGV4_EMPTY_SHA256;
+		r.resp = &body;
+		rc = sfs_s3c_perform(c, &r);
+		sfs_s3c_req_release(&r);
+		xmlFree(key_marker);
+		xmlFree(id_marker);
+		key_marker = id_marker = NULL;
+		if (rc)
+			break;
+
+		xmlDocPtr doc = sfs_s3c_xml_parse(body.data, body.len);
+		xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+		if (!sfs_s3c_xml_is(root, "ListMultipartUploadsResult")) {
+			xmlFreeDoc(doc);
+			rc = S3_ERR(-EIO, "s3: GET ?uploads: unreadable answer");
+			break;
+		}
+		for (xmlNodePtr n = root->children; n && !rc; n = n->next) {
+			if (!sfs_s3c_xml_is(n, "Upload"))
+				continue;
+			char when[64];
+			xmlChar *key = sfs_s3c_xml_child_dup(n, "Key");
+			xmlChar *id = sfs_s3c_xml_child_dup(n, "UploadId");
+			sfs_s3c_xml_child_text(n, "Initiated", when, sizeof(when));
+			if (key && id && *id)
+				rc = cb(arg, (const char *)key, (const char *)id,
+					sfs_s3c_parse_iso8601_ns(when));
+			xmlFree(key);
+			xmlFree(id);
+		}
+		char trunc[16];
+		sfs_s3c_xml_child_text(root, "IsTruncated", trunc, sizeof(trunc));
+		if (!rc && strcmp(trunc, "true") == 0) {
+			key_marker = sfs_s3c_xml_child_dup(root, "NextKeyMarker");
+			id_marker = sfs_s3c_xml_child_dup(root, "NextUploadIdMarker");
+			/* a server that keeps saying "truncated" without moving on */
+			if (!key_marker || !*key_marker || page >= 10000)
+				rc = S3_ERR(-EIO, "s3: GET ?uploads: truncated without a marker");
+		}
+		xmlFreeDoc(doc);
+		if (rc || !key_marker)
+			break;
+	}
+	xmlFree(key_marker);
+	xmlFree(id_marker);
+	sfs_buf_release(&body);
+	return rc;
+}
+
+int sfs_s3_abort_upload(struct sfs_s3_client *c, const char *key, const char *upload_id)
+{
+	struct req r;
+	int rc;
+
+	sfs_s3c_req_init(&r, "DELETE", key);
+	sfs_s3c_req_query(&r, "uploadId", upload_id);
+	rc = sfs_s3c_perform(c, &r);
+	sfs_s3c_req_release(&r);
+	return rc;
+}
