@@ -358,6 +358,9 @@ static int restore_one(struct store *s, const char *key)
 		rc = move_object(s, key, 0);
 	if (!rc)
 		rc = sfs_cli_import_record(s, key);
+	uint64_t dedups = 0; /* the receipts of dedup commits of it: in receipt records */
+	if (!rc)
+		rc = sfs_cli_import_receipts(s, &dedups);
 	if (!rc) {
 		rc = sfs_backend_remove(s->be, nk);
 		if (rc == -ENOENT)

@@ -29,6 +29,12 @@ printf 'kept by the list\n' >"$D/keep.txt"
 printf 'not on the list\n' >"$D/drop.txt"
 check_eq "commit a file the reference list names" OK "$(commit "$D/keep.txt" '{"field":"k","key":{"id":1},"token":"stgTOK01"}')"
 check_eq "commit a file it does not" OK "$(commit "$D/drop.txt" '{"field":"d","key":{"id":1},"token":"stgTOK02"}')"
+printf 'the same bytes twice\n' >"$D/dup1.txt"
+cp "$D/dup1.txt" "$D/dup2.txt"
+check_eq "commit a file by hash" OK "$(commit "$D/dup1.txt" hash)"
+check_eq "commit the same bytes again: a dedup" OK "$(commit "$D/dup2.txt" hash)"
+HK=$(json_get path <"$D/.receipts/dup1.txt.json")
+dup2_receipt=$(cat "$D/.receipts/dup2.txt.json")
 h5_md5=$(md5sum <"$D/old.h5")
 unmount_fs
 sqlite3 "$INDEX" "INSERT INTO jobs(staging,value,status,error) VALUES('lab/Old/busy.txt','{}','error','test: failed')"
@@ -87,6 +93,13 @@ printf '%s\n' _schema/lab/Old/id=1/k_stgTOK01.txt >"$REFS"
 touch -d '+2 minutes' "$REFS"
 out=$(gc --referenced "$REFS")
 check "a run with a list quarantines the unlisted object ($out)" grep -q "^quarantined _schema/lab/Old/id=1/d_stgTOK02.txt" <<<"$out"
+check "and the hash object" grep -q "^quarantined $HK " <<<"$out"
+out=$("$STAGEFS" gc restore "$SOURCE" "$HK" -o "$OPTS" 2>&1)
+check_eq "gc restore of the hash object exits 0 ($out)" 0 $?
+mount_fs -o cache_dir="$T/cache4" || exit 1
+check_eq "its first receipt is back" "$HK" "$(json_get path <"$D/.receipts/dup1.txt.json" 2>&1)"
+check_eq "and the dedup commit's, byte for byte" "$dup2_receipt" "$(cat "$D/.receipts/dup2.txt.json" 2>&1)"
+unmount_fs
 # ... is not purged by a run without one, whatever the grace period
 out=$(gc --staging-older-than 1000 --grace 0)
 check_eq "a staging-only run with --grace 0 exits 0 ($out)" 0 $?
