@@ -172,6 +172,11 @@ const char *sfs_s3_client_endpoint(const struct sfs_s3_client *c)
 	return c->endpoint;
 }
 
+uint64_t sfs_s3_client_copy_threshold(const struct sfs_s3_client *c)
+{
+	return c->copy_threshold;
+}
+
 /* ---- operations ---- */
 
 int sfs_s3_head_bucket(struct sfs_s3_client *c, int max_attempts, long *status, char *reason,

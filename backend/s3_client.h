@@ -69,6 +69,8 @@ void sfs_s3_client_free(struct sfs_s3_client *c);
 
 /* The endpoint the client talks to ("http://127.0.0.1:9000"); owned by the client. */
 const char *sfs_s3_client_endpoint(const struct sfs_s3_client *c);
+/* Objects up to this size are copied with one CopyObject, larger ones in parts. */
+uint64_t sfs_s3_client_copy_threshold(const struct sfs_s3_client *c);
 
 /*
  * Probe the bucket (HEAD bucket) with at most max_attempts attempts (0 =

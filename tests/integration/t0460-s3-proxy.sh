@@ -194,3 +194,23 @@ out=$(fsck_s3 --uploads-older-than 0)
 check "no upload is left ($out)" bash -c "! grep -q 'incomplete multipart upload' <<<'$out'"
 check_eq "--uploads-older-than with a bad value is a usage error" 2 \
 	"$("$STAGEFS" fsck "$SOURCE" --uploads-older-than soon >/dev/null 2>&1; echo $?)"
+
+# --- requests per zarr chunk (written as a temporary name, then renamed): the
+# upload, one copy and one delete; no HEAD, no multi-object delete
+mount_fs || exit 1
+: >"$T/proxy.log"
+out=$($PY - "$D/req.zarr" <<'PYEOF' 2>&1
+import sys, numpy as np, zarr
+z = zarr.open(sys.argv[1], mode="w", shape=(20, 256), chunks=(1, 256), dtype="f4")
+for i in range(20):
+    z[i] = np.full(256, i, dtype="f4")
+print(len(list(z.store.keys())))
+PYEOF
+)
+check_eq "zarr writes 20 chunks and .zarray" 21 "$out"
+check_eq "2 PUTs per file (the upload, the copy)" 42 "$(grep -cE '^PUT [^ ]*/req\.zarr/' "$T/proxy.log")"
+check_eq "1 DELETE per file" 21 "$(grep -cE '^DELETE [^ ]*/req\.zarr/' "$T/proxy.log")"
+check_eq "no HEAD" 0 "$(grep -cE '^HEAD [^ ]*/req\.zarr/' "$T/proxy.log")"
+check_eq "no multi-object delete" 0 "$(grep -cE '^POST [^ ]*\?delete' "$T/proxy.log")"
+check_eq "the chunks read back" 190.0 "$($PY -c 'import sys, zarr; print(float(zarr.open(sys.argv[1], mode="r")[:, 0].sum()))' "$D/req.zarr")"
+check "and are in the bucket under their names" test -n "$(skeys _staging/lab/px/req.zarr | grep '/19\.0$')"
