@@ -40,6 +40,9 @@ static void md5_of(const void *buf, size_t n, unsigned char out[16])
 	EVP_Digest(buf, n, out, &len, EVP_md5(), NULL);
 }
 
+/* truncated pages in a row without one entry before a listing counts as endless */
+#define LIST_EMPTY_PAGES_MAX 1000
+
 int64_t sfs_s3c_parse_iso8601_ns(const char *s)
 {
 	struct tm tm;
@@ -417,8 +420,8 @@ int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimit
 {
 	struct sfs_buf body;
 	char mk[16];
-	xmlChar *token = NULL;
-	int rc = 0;
+	xmlChar *token = NULL, *prev = NULL;
+	int rc = 0, empty = 0;
 
 	snprintf(mk, sizeof(mk), "%d", max_keys > 0 ? max_keys : 1000);
 	sfs_buf_init(&body, XML_CAP);
@@ -436,13 +439,15 @@ int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimit
 		r.resp = &body;
 		rc = sfs_s3c_perform(c, &r);
 		sfs_s3c_req_release(&r);
-		xmlFree(token);
+		xmlFree(prev);
+		prev = token; /* a server must move on: the next token may not repeat it */
 		token = NULL;
 		if (rc)
 			break;
 
 		xmlDocPtr doc = sfs_s3c_xml_parse(body.data, body.len);
 		xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+		int entries = 0;
 		if (!sfs_s3c_xml_is(root, "ListBucketResult")) {
 			xmlFreeDoc(doc);
 			rc = S3_ERR(-EIO, "s3: GET ?list-type=2 prefix '%s': unreadable answer",
@@ -451,6 +456,7 @@ int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimit
 		}
 		for (xmlNodePtr n = root->children; n && !rc; n = n->next) {
 			if (sfs_s3c_xml_is(n, "Contents")) {
+				entries++;
 				struct sfs_s3_objinfo info;
 				char tmp[128];
 				xmlChar *key = sfs_s3c_xml_child_dup(n, "Key");
@@ -465,6 +471,7 @@ int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimit
 					rc = cb(arg, (const char *)key, 0, &info);
 				xmlFree(key);
 			} else if (sfs_s3c_xml_is(n, "CommonPrefixes")) {
+				entries++;
 				xmlChar *p = sfs_s3c_xml_child_dup(n, "Prefix");
 				if (p)
 					rc = cb(arg, (const char *)p, 1, NULL);
@@ -479,6 +486,16 @@ int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimit
 				rc = S3_ERR(-EIO,
 					    "s3: list '%s': truncated without a continuation token",
 					    prefix ? prefix : "");
+			} else if (prev && xmlStrEqual(prev, token)) {
+				rc = S3_ERR(-EIO,
+					    "s3: list '%s': the server repeats its continuation "
+					    "token (a listing that never ends)",
+					    prefix ? prefix : "");
+			} else if ((empty = entries ? 0 : empty + 1) >= LIST_EMPTY_PAGES_MAX) {
+				rc = S3_ERR(-EIO,
+					    "s3: list '%s': %d truncated pages in a row without an "
+					    "entry (a listing that never ends)",
+					    prefix ? prefix : "", empty);
 			}
 		}
 		xmlFreeDoc(doc);
@@ -486,6 +503,7 @@ int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimit
 			break;
 	}
 	xmlFree(token);
+	xmlFree(prev);
 	sfs_buf_release(&body);
 	return rc;
 }

@@ -20,7 +20,10 @@ s3rver on loopback and adds them:
   * Faults, set at run time: POST /__proxy/rules with a JSON list of rules,
     each {"match": regex on "METHOD /path?query", "skip": N (let N matches
     through first), "times": N (-1 = always), "action": "status" | "reset" |
-    "delay", "status": 500, "code": "InternalError", "delay": seconds}.
+    "delay" | "endless-list", "status": 500, "code": "InternalError",
+    "delay": seconds, "token": "same" | "new"}.  "endless-list" answers a
+    ListObjectsV2 with an empty page that says it is truncated, with the same
+    continuation token every time or a new one each time.
     "reset" closes the connection without an answer before reading the body
     (a server dying mid-upload); "delay" waits, then serves the request.
     When s3rver itself is down the proxy also closes without an answer.
@@ -255,6 +258,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = self.read_body()
         if fault and fault.get("action") == "delay":
             time.sleep(float(fault.get("delay", 1)))
+        elif fault and fault.get("action") == "endless-list":
+            token = "again" if fault.get("token") == "same" else "page%d" % stats["requests"]
+            return self.reply(200, ('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult>'
+                                    "<IsTruncated>true</IsTruncated><KeyCount>0</KeyCount>"
+                                    "<NextContinuationToken>%s</NextContinuationToken>"
+                                    "</ListBucketResult>" % token).encode(),
+                              [("Content-Type", "application/xml")])
         elif fault:
             return self.reply(int(fault.get("status", 500)),
                               xml_error(fault.get("code", "InternalError"), "injected fault"),
