@@ -208,9 +208,22 @@ print(len(list(z.store.keys())))
 PYEOF
 )
 check_eq "zarr writes 20 chunks and .zarray" 21 "$out"
-check_eq "2 PUTs per file (the upload, the copy)" 42 "$(grep -cE '^PUT [^ ]*/req\.zarr/' "$T/proxy.log")"
-check_eq "1 DELETE per file" 21 "$(grep -cE '^DELETE [^ ]*/req\.zarr/' "$T/proxy.log")"
+# counted by answers: a request s3rver fails now and then is retried
+check_eq "2 PUTs per file (the upload, the copy)" 42 "$(grep -cE '^= PUT [^ ]*/req\.zarr/[^ ]* -> 200' "$T/proxy.log")"
+check_eq "1 DELETE per file" 21 "$(grep -cE '^= DELETE [^ ]*/req\.zarr/[^ ]* -> 20[04]' "$T/proxy.log")"
 check_eq "no HEAD" 0 "$(grep -cE '^HEAD [^ ]*/req\.zarr/' "$T/proxy.log")"
 check_eq "no multi-object delete" 0 "$(grep -cE '^POST [^ ]*\?delete' "$T/proxy.log")"
 check_eq "the chunks read back" 190.0 "$($PY -c 'import sys, zarr; print(float(zarr.open(sys.argv[1], mode="r")[:, 0].sum()))' "$D/req.zarr")"
 check "and are in the bucket under their names" test -n "$(skeys _staging/lab/px/req.zarr | grep '/19\.0$')"
+
+# --- requests of a commit of that tree, uploaded already: one server-side copy
+# per file (in parallel), the staged copies deleted in one multi-object delete
+# (counted by answers: s3rver sometimes fails one and it is retried); no byte
+# uploaded again
+: >"$T/proxy.log"
+check_eq "commit the zarr tree" OK "$(commit "$D/req.zarr" '{"field":"req","key":{"id":3},"token":"reqTOK01"}')"
+check_eq "one copy per file" 21 "$(grep -cE '^= PUT [^ ]*/p/_schema/lab/px/id%3D3/req_reqTOK01\.zarr/[^ ]* -> 200' "$T/proxy.log")"
+check_eq "no upload of the staged bytes (no multipart upload)" 0 "$(grep -cE '^POST [^ ]*\?uploads' "$T/proxy.log")"
+check_eq "the staged copies go in one multi-object delete" 1 "$(grep -cE '^= POST [^ ]*\?delete= -> 200' "$T/proxy.log")"
+check_eq "and no single DELETE" 0 "$(grep -cE '^DELETE ' "$T/proxy.log")"
+check_eq "zarr reads the canonical tree" 190.0 "$($PY -c 'import sys, zarr; print(float(zarr.open(sys.argv[1], mode="r")[:, 0].sum()))' "$MNT/_schema/lab/px/id=3/req_reqTOK01.zarr")"
