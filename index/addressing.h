@@ -135,7 +135,8 @@ struct sfs_commit_spec {
  *      false in either JSON form; key values are
  *      strings, integers, floats or booleans, names [A-Za-z_][A-Za-z0-9_]*)
  * Anything else is -EINVAL with a one-line reason in err (errlen bytes, may
- * be NULL): NUL anywhere (raw or \u0000), invalid JSON, not an object,
+ * be NULL): more than SFS_COMMIT_VALUE_MAX bytes, NUL anywhere (raw or
+ * \u0000), invalid JSON (also nested deeper than SQLite's JSON parser goes), not an object,
  * unknown or duplicate members, wrong types, a bad field, token or table,
  * an empty key, nested/null key values, non-finite floats, bad attribute
  * names, invalid UTF-8, an ext containing '/', members besides
@@ -143,6 +144,7 @@ struct sfs_commit_spec {
  * *out is written only on success; the caller releases it with
  * sfs_commit_spec_release().
  */
+#define SFS_COMMIT_VALUE_MAX (64u << 10) /* bytes: the most an xattr value can hold (Linux) */
 int sfs_commit_spec_parse(const char *value, size_t len, struct sfs_commit_spec *out, char *err,
 			  size_t errlen) __attribute__((warn_unused_result));
 

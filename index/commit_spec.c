@@ -367,6 +367,8 @@ int sfs_commit_spec_parse(const char *value, size_t len, struct sfs_commit_spec 
 		err[0] = '\0';
 	if (!value)
 		return reject(err, errlen, "no value");
+	if (len > SFS_COMMIT_VALUE_MAX)
+		return reject(err, errlen, "value longer than %u bytes", SFS_COMMIT_VALUE_MAX);
 	if (memchr(value, '\0', len))
 		return reject(err, errlen, "value contains a NUL byte");
 	if (has_escaped_nul(value, len))

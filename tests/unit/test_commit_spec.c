@@ -141,6 +141,39 @@ static void test_commit_spec_key_order(void **state)
 }
 
 #define K "\"field\":\"f\",\"key\":{\"a\":1}"
+/* Limits: a value longer than an xattr can be, nesting deeper than the JSON parser goes. */
+static void test_commit_spec_limits(void **state)
+{
+	struct sfs_commit_spec s;
+	char err[256];
+	size_t n = SFS_COMMIT_VALUE_MAX + 1, depth = 100000;
+	char *v = malloc(n + 1), *deep = malloc(2 * depth + 64);
+
+	(void)state;
+	assert_non_null(v);
+	assert_non_null(deep);
+	/* a valid commit value padded with spaces past the limit */
+	memset(v, ' ', n);
+	static const char ok[] = "{\"field\":\"f\",\"key\":{\"a\":1}}";
+	memcpy(v, ok, sizeof(ok) - 1);
+	v[n] = '\0';
+	assert_int_equal(sfs_commit_spec_parse(v, n, &s, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "longer than"));
+	/* the same at the limit is fine */
+	assert_int_equal(sfs_commit_spec_parse(v, n - 1, &s, err, sizeof(err)), 0);
+	sfs_commit_spec_release(&s);
+	/* a key value nested 100,000 deep: refused, no crash, no unbounded recursion */
+	size_t k = (size_t)snprintf(deep, 64, "{\"field\":\"f\",\"key\":{\"a\":");
+	for (size_t i = 0; i < depth / 4; i++)
+		deep[k++] = '[';
+	for (size_t i = 0; i < depth / 4; i++)
+		deep[k++] = ']';
+	k += (size_t)snprintf(deep + k, 8, "}}");
+	assert_int_equal(sfs_commit_spec_parse(deep, k, &s, err, sizeof(err)), -EINVAL);
+	free(v);
+	free(deep);
+}
+
 static void test_commit_spec_einval(void **state)
 {
 	static const char *bad[] = {
@@ -276,6 +309,7 @@ int main(void)
 		cmocka_unit_test(test_commit_spec_ext),
 		cmocka_unit_test(test_commit_spec_key_order),
 		cmocka_unit_test(test_commit_spec_einval),
+		cmocka_unit_test(test_commit_spec_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
