@@ -162,7 +162,7 @@ static void test_commit_spec_limits(void **state)
 	/* the same at the limit is fine */
 	assert_int_equal(sfs_commit_spec_parse(v, n - 1, &s, err, sizeof(err)), 0);
 	sfs_commit_spec_release(&s);
-	/* a key value nested 100,000 deep: refused, no crash, no unbounded recursion */
+	/* a key value nested 25,000 deep: refused, no crash, no unbounded recursion */
 	size_t k = (size_t)snprintf(deep, 64, "{\"field\":\"f\",\"key\":{\"a\":");
 	for (size_t i = 0; i < depth / 4; i++)
 		deep[k++] = '[';
