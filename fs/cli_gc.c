@@ -343,11 +343,14 @@ static int quarantine(struct gc *g, const char *key)
 	return 0;
 }
 
-/* Back from the quarantine: object, record, index rows (from the record), then the note. */
+/*
+ * Back from the quarantine, then the note: an object with its record and its
+ * index rows (from the record), or a staging entry.  -EEXIST when the name is
+ * taken again (a move never replaces).
+ */
 static int restore_one(struct store *s, const char *key)
 {
-	if (sfs_gc_is_staging(key))
-		return sfs_gc_staging_restore(s, key);
+	int stg = sfs_gc_is_staging(key);
 	char *nk = note_key(key), *tk = trash_key(key);
 	struct sfs_bstat st;
 	int rc = nk && tk ? 0 : -ENOMEM;
@@ -355,11 +358,11 @@ static int restore_one(struct store *s, const char *key)
 	if (!rc && sfs_backend_stat(s->be, nk, &st) != 0 && sfs_backend_stat(s->be, tk, &st) != 0)
 		rc = -ENOENT;
 	if (!rc)
-		rc = move_object(s, key, 0);
-	if (!rc)
+		rc = stg ? sfs_gc_move(s, tk, key) : move_object(s, key, 0);
+	if (!rc && !stg)
 		rc = sfs_cli_import_record(s, key);
 	uint64_t dedups = 0; /* the receipts of dedup commits of it: in receipt records */
-	if (!rc)
+	if (!rc && !stg)
 		rc = sfs_cli_import_receipts(s, &dedups);
 	if (!rc) {
 		rc = sfs_backend_remove(s->be, nk);

@@ -160,26 +160,3 @@ int sfs_gc_staging(struct gc *g, double days)
 	sqlite3_finalize(st);
 	return rc;
 }
-
-int sfs_gc_staging_restore(struct store *s, const char *key)
-{
-	char *nk = note_key(key), *tk = trash_key(key);
-	struct sfs_bstat st;
-	int rc = nk && tk ? 0 : -ENOMEM;
-
-	if (!rc && sfs_backend_stat(s->be, nk, &st) != 0 && sfs_backend_stat(s->be, tk, &st) != 0)
-		rc = -ENOENT;
-	/* a new entry of that name stays; the quarantined one waits for its name */
-	if (!rc && sfs_backend_stat(s->be, key, &st) == 0 && sfs_backend_stat(s->be, tk, &st) == 0)
-		rc = -EEXIST;
-	if (!rc)
-		rc = sfs_gc_move(s, tk, key);
-	if (!rc) {
-		rc = sfs_backend_remove(s->be, nk);
-		if (rc == -ENOENT)
-			rc = 0;
-	}
-	free(nk);
-	free(tk);
-	return rc;
-}

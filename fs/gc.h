@@ -70,7 +70,5 @@ int sfs_gc_is_staging(const char *key);
  * running or failed in this host's index.  Counts in g.
  */
 int sfs_gc_staging(struct gc *g, double days);
-/* A quarantined staging entry back to staging/ (-EEXIST when its name is taken again). */
-int sfs_gc_staging_restore(struct store *s, const char *key);
 
 #endif
