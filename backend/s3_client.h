@@ -147,9 +147,11 @@ int sfs_s3_list_uploads(struct sfs_s3_client *c, const char *prefix,
 			int (*cb)(void *arg, const char *key, const char *upload_id,
 				  int64_t initiated_ns),
 			void *arg) __attribute__((warn_unused_result));
-/* Abort multipart upload upload_id of key (its parts are freed). */
-int sfs_s3_abort_upload(struct sfs_s3_client *c, const char *key, const char *upload_id)
-	__attribute__((warn_unused_result));
+/*
+ * Abort multipart upload upload_id of key (its parts are freed).  A failed
+ * upload's own abort may ignore the result: fsck finds what it leaves.
+ */
+int sfs_s3_abort_upload(struct sfs_s3_client *c, const char *key, const char *upload_id);
 
 int sfs_s3_copy(struct sfs_s3_client *c, const char *src, const char *dst, uint64_t size, int flags)
 	__attribute__((warn_unused_result));

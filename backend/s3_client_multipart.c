@@ -192,14 +192,16 @@ static int mpu_create(struct sfs_s3_client *c, const char *key, char *upload_id,
 	return rc;
 }
 
-static void mpu_abort(struct sfs_s3_client *c, const char *key, const char *upload_id)
+int sfs_s3_abort_upload(struct sfs_s3_client *c, const char *key, const char *upload_id)
 {
 	struct req r;
+	int rc;
 
 	sfs_s3c_req_init(&r, "DELETE", key);
 	sfs_s3c_req_query(&r, "uploadId", upload_id);
-	(void)sfs_s3c_perform(c, &r);
+	rc = sfs_s3c_perform(c, &r);
 	sfs_s3c_req_release(&r);
+	return rc;
 }
 
 static int mpu_complete(struct mpu *m)
@@ -353,7 +355,7 @@ static int multipart(struct sfs_s3_client *c, const char *key, int fd, const cha
 	if (!rc)
 		rc = mpu_complete(&m);
 	if (rc)
-		mpu_abort(c, key, m.upload_id);
+		(void)sfs_s3_abort_upload(c, key, m.upload_id);
 out:
 	free(m.etags);
 	return rc;

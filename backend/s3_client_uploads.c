@@ -1,6 +1,7 @@
 /*
- * backend/s3_client_uploads.c - multipart uploads left behind: listed
- * (ListMultipartUploads) and aborted, for `stagefs fsck`.  A daemon killed in
+ * backend/s3_client_uploads.c - multipart uploads left behind, listed
+ * (ListMultipartUploads) for `stagefs fsck`, which aborts them with
+ * sfs_s3_abort_upload (s3_client_multipart.c).  A daemon killed in
  * the middle of a multipart upload leaves its parts stored (and billed) until
  * the upload is aborted; S3 lists them under the bucket's ?uploads.
  */
@@ -80,17 +81,5 @@ int sfs_s3_list_uploads(struct sfs_s3_client *c, const char *prefix,
 	xmlFree(key_marker);
 	xmlFree(id_marker);
 	sfs_buf_release(&body);
-	return rc;
-}
-
-int sfs_s3_abort_upload(struct sfs_s3_client *c, const char *key, const char *upload_id)
-{
-	struct req r;
-	int rc;
-
-	sfs_s3c_req_init(&r, "DELETE", key);
-	sfs_s3c_req_query(&r, "uploadId", upload_id);
-	rc = sfs_s3c_perform(c, &r);
-	sfs_s3c_req_release(&r);
 	return rc;
 }
