@@ -2,6 +2,7 @@
 #include "backend/backend.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/config.h"
@@ -33,4 +34,22 @@ void sfs_backend_free(struct sfs_backend *b)
 {
 	if (b && b->ops->destroy)
 		b->ops->destroy(b);
+}
+
+int sfs_backend_get_text(struct sfs_backend *b, const char *key, size_t max, char **out)
+{
+	void *buf = NULL;
+	size_t n = 0;
+	int rc = sfs_backend_get_bytes(b, key, &buf, &n, max);
+
+	if (rc)
+		return rc;
+	char *s = realloc(buf, n + 1);
+	if (!s) {
+		free(buf);
+		return -ENOMEM;
+	}
+	s[n] = '\0';
+	*out = s;
+	return 0;
 }

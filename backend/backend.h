@@ -195,6 +195,9 @@ struct sfs_backend {
 int sfs_backend_open(const struct sfs_config *cfg, struct sfs_backend **out)
 	__attribute__((warn_unused_result));
 void sfs_backend_free(struct sfs_backend *b);
+/* get_bytes as a NUL-terminated string (records, notes, manifest heads); *out malloc'd. */
+int sfs_backend_get_text(struct sfs_backend *b, const char *key, size_t max, char **out)
+	__attribute__((warn_unused_result));
 /*
  * Defined only in test builds (tests/fakes/faulty_backend.c): may replace *b
  * with a wrapper of it (the fault-injecting backend).  0 or -errno.

@@ -236,33 +236,23 @@ static int import_part(struct store *s, const char *rkey, const char *key, int n
 /* Add object key to the index from its record in the store. */
 int sfs_cli_import_record(struct store *s, const char *key)
 {
-	char *rkey = NULL;
-	void *buf = NULL;
-	size_t n = 0;
+	char *rkey = NULL, *json = NULL;
 	int rc = asprintf(&rkey, "%s/%s.json", SFS_OBJECT_RECORDS, key) < 0 ? -ENOMEM : 0;
 
 	if (!rc)
-		rc = sfs_backend_get_bytes(s->be, rkey, &buf, &n, 64u << 20);
+		rc = sfs_backend_get_text(s->be, rkey, 64u << 20, &json);
 	if (!rc) {
-		char *json = realloc(buf, n + 1);
-		if (!json) {
-			rc = -ENOMEM;
-		} else {
-			buf = json;
-			json[n] = '\0';
-			char *fmt = sfs_cli_jget(json, "$.format"),
-			     *np = sfs_cli_jget(json, "$.parts");
-			rc = fmt && strcmp(fmt, "stagefs-object") == 0
-				     ? sfs_index_import_object(s->ix, key, json)
-				     : -EINVAL;
-			/* a big directory's files are in parts beside the record */
-			for (long i = 0, n = np ? strtol(np, NULL, 10) : 0; !rc && i < n; i++)
-				rc = import_part(s, rkey, key, (int)i);
-			free(fmt);
-			free(np);
-		}
+		char *fmt = sfs_cli_jget(json, "$.format"), *np = sfs_cli_jget(json, "$.parts");
+		rc = fmt && strcmp(fmt, "stagefs-object") == 0
+			     ? sfs_index_import_object(s->ix, key, json)
+			     : -EINVAL;
+		/* a big directory's files are in parts beside the record */
+		for (long i = 0, n = np ? strtol(np, NULL, 10) : 0; !rc && i < n; i++)
+			rc = import_part(s, rkey, key, (int)i);
+		free(fmt);
+		free(np);
 	}
-	free(buf);
+	free(json);
 	free(rkey);
 	return rc;
 }
@@ -276,22 +266,15 @@ struct receipts_in {
 static int receipt_cb(void *arg, const char *key, const struct sfs_bstat *st)
 {
 	struct receipts_in *r = arg;
-	void *buf = NULL;
-	size_t n = 0;
-	char *json;
+	char *json = NULL;
 	int rc;
 
 	if (S_ISDIR(st->mode))
 		return 0;
-	rc = sfs_backend_get_bytes(r->s->be, key, &buf, &n, 1u << 20);
-	if (!rc && !(json = realloc(buf, n + 1)))
-		rc = -ENOMEM;
-	if (!rc) {
-		buf = json;
-		json[n] = '\0';
+	rc = sfs_backend_get_text(r->s->be, key, 1u << 20, &json);
+	if (!rc)
 		rc = sfs_index_import_receipt(r->s->ix, json);
-	}
-	free(buf);
+	free(json);
 	if (rc == -EINVAL || rc == -EFBIG) {
 		fprintf(stderr, "stagefs: receipt record '%s' is malformed: skipped\n", key);
 		rc = 0;

@@ -408,19 +408,11 @@ static int notes_list(struct store *s, struct sfs_cli_stems *l)
 /* A note's JSON member, or NULL. */
 static char *note_get(struct store *s, const char *key, const char *member)
 {
-	char *nk = note_key(key), *out = NULL;
-	void *buf = NULL;
-	size_t n = 0;
+	char *nk = note_key(key), *out = NULL, *j = NULL;
 
-	if (nk && sfs_backend_get_bytes(s->be, nk, &buf, &n, NOTE_MAX) == 0) {
-		char *j = realloc(buf, n + 1);
-		if (j) {
-			buf = j;
-			j[n] = '\0';
-			out = sfs_cli_jget(j, member);
-		}
-	}
-	free(buf);
+	if (nk && sfs_backend_get_text(s->be, nk, NOTE_MAX, &j) == 0)
+		out = sfs_cli_jget(j, member);
+	free(j);
 	free(nk);
 	return out;
 }

@@ -58,24 +58,6 @@ char *sfs_snap_jeval(const char *expr, int n, const char *const *args)
 	return sfs_json_eval(expr, n, args, &s) == 0 ? s : NULL;
 }
 
-static int get_small(struct sfs_backend *be, const char *key, size_t max, char **out)
-{
-	void *buf = NULL;
-	size_t n = 0;
-	int rc = sfs_backend_get_bytes(be, key, &buf, &n, max);
-
-	if (rc)
-		return rc;
-	char *s = realloc(buf, n + 1);
-	if (!s) {
-		free(buf);
-		return -ENOMEM;
-	}
-	s[n] = '\0';
-	*out = s;
-	return 0;
-}
-
 int sfs_snap_head(struct sfs_backend *be, const char *name, char **head, char **deleted)
 {
 	char *hk = sfs_snap_key(name, HEAD_LEAF), *dk = sfs_snap_key(name, DELETED_LEAF), *h = NULL,
@@ -83,9 +65,9 @@ int sfs_snap_head(struct sfs_backend *be, const char *name, char **head, char **
 	int rc = hk && dk ? 0 : -ENOMEM;
 
 	if (!rc)
-		rc = get_small(be, hk, HEAD_MAX, &h);
+		rc = sfs_backend_get_text(be, hk, HEAD_MAX, &h);
 	if (!rc || rc == -ENOENT) {
-		int drc = get_small(be, dk, HEAD_MAX, &d);
+		int drc = sfs_backend_get_text(be, dk, HEAD_MAX, &d);
 		if (drc == 0)
 			rc = -ESTALE;
 		else if (drc != -ENOENT && !rc)
