@@ -181,7 +181,8 @@ static int migrate(struct sfs_index *ix)
 	return 0;
 }
 
-int sfs_index_open(const char *path, struct sfs_index **out)
+/* A handle on a new connection to path (SQLite open flags), waiting 10 s for locks. */
+static int ix_connect(const char *path, int flags, const char *what, struct sfs_index **out)
 {
 	struct sfs_index *ix = calloc(1, sizeof(*ix));
 	int rc;
@@ -191,34 +192,41 @@ int sfs_index_open(const char *path, struct sfs_index **out)
 	pthread_mutex_init(&ix->lock, NULL);
 	ix->path = strdup(path);
 	if (!ix->path) {
-		rc = -ENOMEM;
-		goto fail;
+		sfs_index_close(ix);
+		return -ENOMEM;
 	}
-	rc = sfs_mkdir_p(path, 0700, 0);
-	if (rc) {
-		rc = sfs_err(rc, "cannot create the directory of index '%s': %s", path,
-			     strerror(-rc));
-		goto fail;
-	}
-	rc = sqlite3_open_v2(path, &ix->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			     NULL);
+	rc = sqlite3_open_v2(path, &ix->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		rc = ix_xlate(ix, rc, "open");
-		goto fail;
+		rc = ix_xlate(ix, rc, what);
+		sfs_index_close(ix);
+		return rc;
 	}
 	sqlite3_busy_timeout(ix->db, 10000);
+	*out = ix;
+	return 0;
+}
+
+int sfs_index_open(const char *path, struct sfs_index **out)
+{
+	struct sfs_index *ix = NULL;
+	int rc = sfs_mkdir_p(path, 0700, 0);
+
+	if (rc)
+		return sfs_err(rc, "cannot create the directory of index '%s': %s", path,
+			       strerror(-rc));
+	rc = ix_connect(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "open", &ix);
+	if (rc)
+		return rc;
 	rc = ix_exec(ix,
 		     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
 	if (!rc)
 		rc = migrate(ix);
-	if (rc)
-		goto fail;
+	if (rc) {
+		sfs_index_close(ix);
+		return rc;
+	}
 	*out = ix;
 	return 0;
-fail:
-	sfs_index_close(ix);
-	return rc;
 }
 
 void sfs_index_close(struct sfs_index *ix)
@@ -238,32 +246,19 @@ void sfs_index_close(struct sfs_index *ix)
 
 int sfs_index_reader(struct sfs_index *ix, struct sfs_index **out)
 {
-	struct sfs_index *r = calloc(1, sizeof(*r));
-	int rc;
+	struct sfs_index *r = NULL;
+	int rc = ix_connect(ix->path, SQLITE_OPEN_READONLY, "open a reader", &r);
 
-	if (!r)
-		return -ENOMEM;
-	pthread_mutex_init(&r->lock, NULL);
-	r->path = strdup(ix->path);
-	if (!r->path) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	rc = sqlite3_open_v2(r->path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		rc = ix_xlate(r, rc, "open a reader");
-		goto fail;
-	}
-	sqlite3_busy_timeout(r->db, 10000);
+	if (rc)
+		return rc;
 	/* the read transaction starts at its first read: the SELECT makes that now */
 	rc = ix_exec(r, "PRAGMA cache_size=-8000; BEGIN; SELECT count(*) FROM sqlite_schema");
-	if (rc)
-		goto fail;
+	if (rc) {
+		sfs_index_close(r);
+		return rc;
+	}
 	*out = r;
 	return 0;
-fail:
-	sfs_index_close(r);
-	return rc;
 }
 
 /* Prepare sql and bind text parameters (NULL -> SQL NULL). */
