@@ -470,6 +470,19 @@ static int expire(struct gc *g)
 	return rc;
 }
 
+int sfs_gc_walk(struct gc *g, const char *prefix,
+		int (*cb)(void *g, const char *key, const struct sfs_bstat *st))
+{
+	int rc = sfs_gc_exec(g, "BEGIN");
+
+	if (!rc) {
+		rc = sfs_backend_walk(g->s->be, prefix, cb, g);
+		if (rc == -ENOENT)
+			rc = 0;
+	}
+	return rc ? (sfs_gc_exec(g, "ROLLBACK"), rc) : sfs_gc_exec(g, "COMMIT");
+}
+
 /* ---- candidates: every object with a record ---- */
 
 static int cand_cb(void *arg, const char *key, const struct sfs_bstat *st)
@@ -490,14 +503,8 @@ static int cand_cb(void *arg, const char *key, const struct sfs_bstat *st)
 static int collect(struct gc *g)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = sfs_gc_exec(g, "BEGIN"), r;
+	int rc = sfs_gc_walk(g, SFS_OBJECT_RECORDS, cand_cb), r;
 
-	if (!rc) {
-		rc = sfs_backend_walk(g->s->be, SFS_OBJECT_RECORDS, cand_cb, g);
-		if (rc == -ENOENT)
-			rc = 0;
-	}
-	rc = rc ? (sfs_gc_exec(g, "ROLLBACK"), rc) : sfs_gc_exec(g, "COMMIT");
 	if (rc)
 		return rc;
 	/* decide every candidate before moving any: the run may refuse as a whole */

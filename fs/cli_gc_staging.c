@@ -120,15 +120,10 @@ int sfs_gc_staging(struct gc *g, double days)
 {
 	int64_t cutoff = (int64_t)g->now * 1000000000LL - (int64_t)(days * DAY_SECONDS * 1e9);
 	sqlite3_stmt *st = NULL;
-	int rc = sfs_gc_exec(g, "BEGIN"), r;
+	int r;
 
 	g->stg_days = days;
-	if (!rc) {
-		rc = sfs_backend_walk(g->s->be, GC_STAGING, scan_cb, g);
-		if (rc == -ENOENT)
-			rc = 0;
-	}
-	rc = rc ? (sfs_gc_exec(g, "ROLLBACK"), rc) : sfs_gc_exec(g, "COMMIT");
+	int rc = sfs_gc_walk(g, GC_STAGING, scan_cb);
 	if (!rc)
 		rc = sfs_gc_db(g,
 			       sqlite3_prepare_v2(

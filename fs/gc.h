@@ -48,6 +48,9 @@ int sfs_gc_exec(struct gc *g, const char *sql);
 /* Run sql with text parameters; *hit gets 1 when it returned a row (may be NULL). */
 int sfs_gc_q(struct gc *g, const char *sql, int n, const char *const *args, int *hit);
 
+/* Walk the store under prefix into the scratch database: cb(g, key, st) inside one transaction. */
+int sfs_gc_walk(struct gc *g, const char *prefix,
+		int (*cb)(void *g, const char *key, const struct sfs_bstat *st));
 /* A new string (NULL when out of memory). */
 char *sfs_gc_kf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define trash_key(key) sfs_gc_kf(TRASH "/%s", (key))
