@@ -1,5 +1,5 @@
 /*
- * backend/s3_priv.h - what backend/s3.c, s3_blocks.c and s3_staged.c share
+ * backend/s3_priv.h - what backend/s3.c, s3_blocks.c, s3_claim.c and s3_staged.c share
  * (the s3 backend's state and helpers; not for other callers).
  *
  * Keys named fk or "full" include the store prefix ("<location>/"); the
@@ -89,6 +89,18 @@ int sfs_s3b_block_size_get(struct s3_backend *s, const char *key, uint64_t *size
 void sfs_s3b_block_size_put(struct s3_backend *s, const char *key, uint64_t size, int64_t mtime);
 /* Full key fk was removed: drop its cached size and blocks. */
 void sfs_s3b_block_forget(struct s3_backend *s, const char *fk);
+
+/* ---- s3_claim.c: promotion claims (no-replace for copies; see there) ---- */
+
+/*
+ * Claim full key fk for a no-replace promotion: *out is the claim's key, to
+ * give back with sfs_s3b_unclaim once the copy is done or failed.  -EEXIST
+ * when fk came to exist while another promoter held it, -EBUSY when a live
+ * holder kept it past the wait, -ENOSYS when the server refuses If-None-Match.
+ */
+int sfs_s3b_claim(struct s3_backend *s, const char *fk, char **out);
+/* Remove claim ck (from sfs_s3b_claim) and free it.  NULL-safe. */
+void sfs_s3b_unclaim(struct s3_backend *s, char *ck);
 
 /* ---- s3_staged.c: the staging side (vtable ops) ---- */
 

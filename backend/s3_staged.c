@@ -558,12 +558,26 @@ static void unlink_local(struct s3_backend *s, const char *rel)
 	free(path);
 }
 
+/* -EEXIST when an object or a tree exists at full key fk, 0 when neither, or -errno. */
+static int taken(struct s3_backend *s, const char *fk)
+{
+	int rc = sfs_s3_head(s->c, fk, NULL);
+
+	if (rc == 0)
+		return -EEXIST;
+	if (rc != -ENOENT)
+		return rc;
+	rc = sfs_s3b_prefix_exists(s, fk);
+	return rc > 0 ? -EEXIST : rc;
+}
+
 int sfs_s3b_promote(struct sfs_backend *b, const char *staged_rel, const char *key, int flags)
 {
 	struct s3_backend *s = S3(b);
 	char *from = staged_key(s, staged_rel), *to = sfs_s3b_full_key(s, key);
 	struct objlist l = {0};
-	int is_dir = 0, rc;
+	char *claim = NULL;
+	int is_dir = 0, cflags = 0, rc;
 
 	if (s->read_only)
 		return -EROFS;
@@ -575,27 +589,26 @@ int sfs_s3b_promote(struct sfs_backend *b, const char *staged_rel, const char *k
 	if (rc)
 		goto out;
 	if (flags & SFS_NOREPLACE) {
-		rc = sfs_s3_head(s->c, to, NULL);
-		if (rc == 0) {
-			rc = -EEXIST;
+		rc = taken(s, to);
+		if (rc)
 			goto out;
-		}
-		if (rc != -ENOENT)
-			goto out;
-		rc = sfs_s3b_prefix_exists(s, to);
-		if (rc) {
-			rc = rc > 0 ? -EEXIST : rc;
-			goto out;
+		/*
+		 * A conditional copy stops another host that creates the same key
+		 * meanwhile, where the server honours it (one file); otherwise a
+		 * claim does (a tree; a file on Ceph RGW), and what exists is
+		 * checked again once it is ours.
+		 */
+		if (!is_dir && s->cond_put && s->cond_complete) {
+			cflags = SFS_S3_IF_NONE_MATCH;
+		} else if (s->cond_put) {
+			rc = sfs_s3b_claim(s, to, &claim);
+			if (rc == -ENOSYS) {
+				sfs_s3b_no_conditional_writes(s);
+			} else if (rc || (rc = taken(s, to))) {
+				goto out;
+			}
 		}
 	}
-	/*
-	 * The HEAD above finds what exists; a conditional copy also stops another
-	 * host that creates the same key meanwhile (one file; a tree's fresh
-	 * token prefix is not raced).
-	 */
-	int cflags = (flags & SFS_NOREPLACE) && !is_dir && s->cond_put && s->cond_complete
-			     ? SFS_S3_IF_NONE_MATCH
-			     : 0;
 	rc = copy_all(s, &l, from, to, is_dir, cflags);
 	if (rc == -ENOSYS && cflags) {
 		sfs_s3b_no_conditional_writes(s);
@@ -610,6 +623,7 @@ int sfs_s3b_promote(struct sfs_backend *b, const char *staged_rel, const char *k
 	unlink_local(s, staged_rel);
 	rc = 0;
 out:
+	sfs_s3b_unclaim(s, claim);
 	sfs_s3b_written(s, key);
 	sfs_s3b_objlist_release(&l);
 	free(from);

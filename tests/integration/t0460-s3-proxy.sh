@@ -225,5 +225,8 @@ check_eq "commit the zarr tree" OK "$(commit "$D/req.zarr" '{"field":"req","key"
 check_eq "one copy per file" 21 "$(grep -cE '^= PUT [^ ]*/p/_schema/lab/px/id%3D3/req_reqTOK01\.zarr/[^ ]* -> 200' "$T/proxy.log")"
 check_eq "no upload of the staged bytes (no multipart upload)" 0 "$(grep -cE '^POST [^ ]*\?uploads' "$T/proxy.log")"
 check_eq "the staged copies go in one multi-object delete" 1 "$(grep -cE '^= POST [^ ]*\?delete= -> 200' "$T/proxy.log")"
-check_eq "and no single DELETE" 0 "$(grep -cE '^DELETE ' "$T/proxy.log")"
+check_eq "no other single DELETE than the promotion claim's" "1 1" \
+	"$(grep -cE '^DELETE ' "$T/proxy.log") $(grep -cE '^DELETE [^ ]*/p/\.stagefs/claims/[0-9a-f]{64}$' "$T/proxy.log")"
+check_eq "the claim was one conditional PUT" 1 \
+	"$(grep -cE '^= PUT [^ ]*/p/\.stagefs/claims/[0-9a-f]{64} -> 200' "$T/proxy.log")"
 check_eq "zarr reads the canonical tree" 190.0 "$($PY -c 'import sys, zarr; print(float(zarr.open(sys.argv[1], mode="r")[:, 0].sum()))' "$MNT/_schema/lab/px/id=3/req_reqTOK01.zarr")"
