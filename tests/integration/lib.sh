@@ -30,6 +30,9 @@
 # (scripts/s3-server) on a free loopback port and mounts s3://bucket/prefix;
 # $STORE is then the server's directory of that prefix, where an object KEY's
 # bytes are in "$(sobj KEY)" and `skeys DIR` lists the object keys below DIR.
+# STAGEFS_S3_SERVER=rgw (with s3): the server is Ceph RGW (scripts/rgw-server),
+# which verifies every signature; it keeps objects in memory, so $STORE is empty
+# and sobj/skeys ask the server (tests/integration/s3c.py).
 
 set -u
 
@@ -50,6 +53,8 @@ T=
 _DONE=0
 
 _say() { printf '%s\n' "$*"; }
+# _label: the backend in the result line (file, s3 = s3rver, rgw = Ceph RGW)
+_label() { if [ "${S3_SERVER:-}" = rgw ]; then echo rgw; else echo "${BACKEND:-file}"; fi; }
 
 ok() {
 	PASSED=$((PASSED + 1))
@@ -336,7 +341,7 @@ _cleanup() {
 			tail -n 30 "$T/daemon2.log"
 		fi
 		[ -n "$AT_EXIT" ] && eval "$AT_EXIT"
-		[ -n "$S3_DIR" ] && bash "$REPO_ROOT/scripts/s3-server" stop "$S3_DIR" >/dev/null 2>&1
+		[ -n "$S3_DIR" ] && bash "$REPO_ROOT/scripts/$S3_SERVER-server" stop "$S3_DIR" >/dev/null 2>&1
 		[ -n "$MNT2" ] && fusermount3 -uz "$MNT2" 2>/dev/null
 		[ -n "${STAGEFS_TEST_KEEP:-}" ] && cp "$T/daemon.log" "$STAGEFS_TEST_KEEP" 2>/dev/null
 		is_mounted || rm -rf "$T"
@@ -348,9 +353,9 @@ _cleanup() {
 		exit 77
 	fi
 	if [ "$SKIPPED" -gt 0 ]; then
-		_say "# $TEST_NAME [${BACKEND:-file}]: $PASSED passed, $FAILED failed, $SKIPPED skipped"
+		_say "# $TEST_NAME [$(_label)]: $PASSED passed, $FAILED failed, $SKIPPED skipped"
 	else
-		_say "# $TEST_NAME [${BACKEND:-file}]: $PASSED passed, $FAILED failed"
+		_say "# $TEST_NAME [$(_label)]: $PASSED passed, $FAILED failed"
 	fi
 	[ "$FAILED" -eq 0 ] && exit 0
 	exit 1
@@ -375,12 +380,14 @@ _free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0))
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/stagefs-$TEST_NAME.XXXXXX")
 BACKEND=${STAGEFS_BACKEND:-file}
+S3_SERVER=${STAGEFS_S3_SERVER:-s3}
 MNT=$T/mnt
 INDEX=$T/index.db
 S=$MNT/staging
 S3_DIR=
 case $BACKEND in
 file)
+	S3_SERVER=
 	STORE=$T/store
 	SOURCE=$STORE
 	BACKEND_OPTS="cache_dir=$T/cache" # snapshot manifests are cached there
@@ -388,17 +395,33 @@ file)
 	;;
 s3)
 	unset AWS_CA_BUNDLE
-	export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
 	unset AWS_SESSION_TOKEN AWS_PROFILE
 	S3_PORT=$(_free_port)
 	S3_DIR=$T/s3
-	if ! bash "$REPO_ROOT/scripts/s3-server" start "$S3_DIR" "$S3_PORT" stagefs-test >"$T/s3-start.log" 2>&1; then
+	case $S3_SERVER in
+	s3)
+		export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+		STORE=$S3_DIR/data/stagefs-test/p
+		;;
+	rgw)
+		export AWS_ACCESS_KEY_ID=STAGEFSTESTKEY000001
+		export AWS_SECRET_ACCESS_KEY=stagefstestsecret000000000000000000000001
+		export RGW_ACCESS_KEY=$AWS_ACCESS_KEY_ID RGW_SECRET_KEY=$AWS_SECRET_ACCESS_KEY
+		export S3C_ENDPOINT=http://127.0.0.1:$S3_PORT S3C_BUCKET=stagefs-test
+		STORE=
+		;;
+	*)
+		_say "not ok - unknown STAGEFS_S3_SERVER '$S3_SERVER' (s3rver: s3, Ceph: rgw)"
+		exit 1
+		;;
+	esac
+	if ! bash "$REPO_ROOT/scripts/$S3_SERVER-server" start "$S3_DIR" "$S3_PORT" stagefs-test \
+		>"$T/s3-start.log" 2>&1; then
 		S3_DIR=
 		_say "not ok - cannot start the s3 test server: $(tail -n 3 "$T/s3-start.log")"
 		FAILED=1
 		exit 1
 	fi
-	STORE=$S3_DIR/data/stagefs-test/p
 	SOURCE="s3://stagefs-test/p?endpoint=http://127.0.0.1:$S3_PORT&region=us-east-1&path_style=1"
 	BACKEND_OPTS="cache_dir=$T/cache"
 	;;
@@ -447,10 +470,23 @@ prules() {
 
 # sobj KEY: the local file holding the bytes of object KEY
 sobj() {
-	if [ "$BACKEND" = s3 ]; then printf '%s\n' "$STORE/$1._S3rver_object"; else printf '%s\n' "$STORE/$1"; fi
+	if [ "$S3_SERVER" = rgw ]; then # a fresh copy, or a path that does not exist
+		local f=$T/objects/$1
+		rm -f "$f"
+		$PY "$TESTS_DIR/s3c.py" get "p/$1" "$f"
+		printf '%s\n' "$f"
+	elif [ "$BACKEND" = s3 ]; then
+		printf '%s\n' "$STORE/$1._S3rver_object"
+	else
+		printf '%s\n' "$STORE/$1"
+	fi
 }
 # skeys DIR: the object keys below DIR (relative to the store), one per line, sorted
 skeys() {
+	if [ "$S3_SERVER" = rgw ]; then
+		$PY "$TESTS_DIR/s3c.py" list "p/$1/" | sed 's|^p/||'
+		return 0
+	fi
 	[ -d "$STORE/$1" ] || return 0
 	if [ "$BACKEND" = s3 ]; then
 		(cd "$STORE" && find "$1" -type f -name '*._S3rver_object' | sed 's/\._S3rver_object$//' | sort)
@@ -463,7 +499,8 @@ skeys() {
 # talks to s3rver through s3proxy.py, which refuses a wrong SigV4 signature;
 # the test fails at exit if any signature was refused.
 VERIFY_PORT=
-if [ "$BACKEND" = s3 ] && [ "${STAGEFS_S3_VERIFY:-0}" = 1 ]; then
+# (RGW verifies signatures itself: no proxy in front of it)
+if [ "$BACKEND" = s3 ] && [ "$S3_SERVER" = s3 ] && [ "${STAGEFS_S3_VERIFY:-0}" = 1 ]; then
 	proxy_start || exit 1
 	VERIFY_PORT=$PROXY_PORT
 fi
