@@ -344,6 +344,10 @@ _cleanup() {
 		[ -n "$S3_DIR" ] && bash "$REPO_ROOT/scripts/$S3_SERVER-server" stop "$S3_DIR" >/dev/null 2>&1
 		[ -n "$MNT2" ] && fusermount3 -uz "$MNT2" 2>/dev/null
 		[ -n "${STAGEFS_TEST_KEEP:-}" ] && cp "$T/daemon.log" "$STAGEFS_TEST_KEEP" 2>/dev/null
+		# STAGEFS_TEST_KEEP_FAILED=DIR: a failed test's whole directory (logs, store) moves there
+		if [ "$FAILED" -gt 0 ] && [ -n "${STAGEFS_TEST_KEEP_FAILED:-}" ] && ! is_mounted; then
+			mkdir -p "$STAGEFS_TEST_KEEP_FAILED" && mv "$T" "$STAGEFS_TEST_KEEP_FAILED/" 2>/dev/null
+		fi
 		is_mounted || rm -rf "$T"
 	fi
 	if [ "$status" -ne 0 ] && [ "$status" -ne 77 ] && [ "$FAILED" -eq 0 ]; then

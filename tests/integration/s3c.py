@@ -65,6 +65,16 @@ def request(method, key="", query=None, body=b""):
     return r.status, data
 
 
+def local(root, name):
+    """Elements called name at any depth, with or without S3's namespace."""
+    return [e for e in root.iter() if e.tag in (name, NS + name)]
+
+
+def text(root, name):
+    found = local(root, name)
+    return found[0].text if found else None
+
+
 def need(status, data, *ok):
     if status not in ok:
         sys.exit(f"s3c: HTTP {status}: {data[:300].decode(errors='replace')}")
@@ -79,9 +89,9 @@ def cmd_list(prefix):
         st, data = request("GET", query=q)
         need(st, data, 200)
         root = ET.fromstring(data)
-        keys += [c.findtext(NS + "Key") for c in root.iter(NS + "Contents")]
-        token = root.findtext(NS + "NextContinuationToken")
-        if root.findtext(NS + "IsTruncated") != "true" or not token:
+        keys += [text(c, "Key") for c in local(root, "Contents")]
+        token = text(root, "NextContinuationToken")
+        if text(root, "IsTruncated") != "true" or not token:
             break
     print("\n".join(sorted(keys)) if keys else "", end="\n" if keys else "")
 
@@ -89,8 +99,8 @@ def cmd_list(prefix):
 def cmd_uploads(prefix):
     st, data = request("GET", query={"uploads": "", "prefix": prefix})
     need(st, data, 200)
-    for u in ET.fromstring(data).iter(NS + "Upload"):
-        print(u.findtext(NS + "Key"), u.findtext(NS + "UploadId"))
+    for u in local(ET.fromstring(data), "Upload"):
+        print(text(u, "Key"), text(u, "UploadId"))
 
 
 def main(argv):
@@ -113,7 +123,7 @@ def main(argv):
     elif op == "mpu" and len(args) == 2:
         st, data = request("POST", args[0], query={"uploads": ""})
         need(st, data, 200)
-        uid = ET.fromstring(data).findtext(NS + "UploadId")
+        uid = text(ET.fromstring(data), "UploadId")
         with open(args[1], "rb") as f:
             need(*request("PUT", args[0], query={"partNumber": "1", "uploadId": uid},
                           body=f.read()), 200)
