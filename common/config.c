@@ -123,6 +123,8 @@ static const struct sfs_config_key keys[] = {
 	{"cache_dir", KT_STR, F(cache_dir), NULL, sfs_cfg_check_abs_path, 0},
 	{"cache_size", KT_SIZE, F(cache_size), NULL, NULL, 0},
 	{"dir_cache_time", KT_SECONDS, F(dir_cache_time), NULL, NULL, 0},
+	{"upload", KT_STR, F(upload), "async", sfs_cfg_check_upload, 0},
+	{"upload_delay", KT_SECONDS, F(upload_delay), NULL, NULL, 0},
 	{"inode_handles", KT_BOOL, F(inode_handles), NULL, NULL, 0},
 	{"max_inodes", KT_SIZE, F(max_inodes), NULL, NULL, 0},
 	{"snapshot", KT_STR, F(snapshot), NULL, sfs_cfg_check_snapshot, 0},
@@ -287,12 +289,14 @@ void sfs_config_init(struct sfs_config *c)
 	c->backend = strdup("file");
 	c->region = strdup("us-east-1");
 	c->store_name = strdup("stagefs");
+	c->upload = strdup("async");
 	c->schema_prefix = strdup("_schema");
 	c->hash_prefix = strdup("_hash");
 	c->path_style = -1;
 	c->token_length = 8;
 	c->cache_size = 10ull << 30;
 	c->dir_cache_time = 10;
+	c->upload_delay = 2;
 	c->inode_handles = -1;
 	c->max_inodes = 200 << 10;
 }

@@ -7,6 +7,7 @@
  *   backend location endpoint bucket region path_style access_key secret_key
  *   credentials_file profile store_name schema_prefix hash_prefix subfolding
  *   partition_pattern token_length index cache_dir cache_size snapshot
+ *   upload (async|sync) upload_delay (s3: write-back of staged files, SPEC §3)
  *   dir_cache_time (s3: how stale a canonical listing may be; not in SPEC §3)
  *   inode_handles, max_inodes (how the daemon tracks staging inodes; not in SPEC §3)
  * plus the mount flags ro, allow_other, default_permissions.
@@ -79,6 +80,8 @@ struct sfs_config {
 	char *cache_dir;     /* default $XDG_CACHE_HOME/stagefs or /var/cache/stagefs (root) */
 	uint64_t cache_size; /* bytes; accepts suffixes K M G T (1024-based); default 10G */
 	int dir_cache_time;  /* s3: seconds a canonical directory listing is reused; default 10 */
+	char *upload;	     /* s3: "async" (default): close() queues the upload; "sync": waits */
+	int upload_delay;    /* s3, async: seconds after a file's last close until its upload; 2 */
 	int inode_handles;   /* find staging inodes by kernel file handle: 1 must, 0 never,
 				-1 (default) where the filesystem and privileges allow */
 	uint64_t

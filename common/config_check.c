@@ -14,6 +14,13 @@
 
 #define MAX_SNAPSHOT 128 /* SPEC §5 */
 
+int sfs_cfg_check_upload(const char *v, char *why, size_t n)
+{
+	if (strcmp(v, "async") && strcmp(v, "sync"))
+		return sfs_cfg_fail(why, n, -EINVAL, "'%.32s' is not async or sync", v);
+	return 0;
+}
+
 int sfs_cfg_check_backend(const char *v, char *why, size_t n)
 {
 	if (strcmp(v, "file") && strcmp(v, "s3"))

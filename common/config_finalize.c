@@ -245,6 +245,8 @@ int sfs_config_finalize(struct sfs_config *c, char *err, size_t errlen)
 		rc = sfs_cfg_set_str(&tmp.schema_prefix, "_schema");
 	if (!rc && !tmp.hash_prefix)
 		rc = sfs_cfg_set_str(&tmp.hash_prefix, "_hash");
+	if (!rc && !tmp.upload)
+		rc = sfs_cfg_set_str(&tmp.upload, "async");
 	if (rc) {
 		rc = sfs_cfg_fail(err, errlen, rc, "out of memory");
 		goto out;

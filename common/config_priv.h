@@ -69,6 +69,7 @@ void sfs_cfg_commit(struct sfs_config *c, struct sfs_config *tmp);
 
 /* backend: file | s3. */
 int sfs_cfg_check_backend(const char *v, char *why, size_t n);
+int sfs_cfg_check_upload(const char *v, char *why, size_t n);
 /* Accepts anything (location: checked by finalize, per backend). */
 int sfs_cfg_check_any(const char *v, char *why, size_t n);
 /* endpoint: http(s)://host[:port], no path ([IPv6] allowed). */

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "fs/hasher.h"
 #include "fs/staging.h"
+#include "fs/uploads.h"
 
 struct cand {
 	char *rel;
@@ -304,6 +305,8 @@ int sfs_cache_grow(struct sfs_fs *fs, int fd, off_t off, size_t n)
 	    (uint64_t)off + n <= (uint64_t)st.st_size)
 		return 0;
 	uint64_t growth = (uint64_t)off + n - (uint64_t)st.st_size;
+	int flushed = 0;
+again:
 	pthread_mutex_lock(&fs->cache_mutex);
 	int fits = fs->cache_used + growth <= fs->cache_limit;
 	if (fits)
@@ -317,7 +320,7 @@ int sfs_cache_grow(struct sfs_fs *fs, int fd, off_t off, size_t n)
 	if (fits)
 		return 0;
 	if (hopeless)
-		return -ENOSPC;
+		goto full;
 	/* over the limit: measure again (removals are not counted) and evict what is stored */
 	pthread_rwlock_wrlock(&fs->evict_lock);
 	pthread_mutex_lock(&fs->cache_mutex);
@@ -334,5 +337,11 @@ int sfs_cache_grow(struct sfs_fs *fs, int fd, off_t off, size_t n)
 	fs->cache_full = !fits;
 	fs->cache_full_gen = gen;
 	pthread_mutex_unlock(&fs->cache_mutex);
-	return fits ? 0 : -ENOSPC;
+	if (fits)
+		return 0;
+full:
+	/* what fills the cache may be files waiting for their upload: send them, look again */
+	if (!flushed++ && sfs_uploads_flush(fs) > 0)
+		goto again;
+	return -ENOSPC;
 }

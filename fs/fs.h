@@ -57,6 +57,7 @@ struct sfs_dcache_ent;
 struct sfs_stg;
 struct sfs_snapref;
 struct sfs_list;
+struct sfs_uploads;
 
 /*
  * The part every inode has; views embed it as their first member.  The FUSE
@@ -112,6 +113,7 @@ struct sfs_fs {
 	struct sfs_fh *handles; /* every open handle, freed at unmount if never released; hlock */
 
 	struct sfs_staged_journal journal; /* index rows of stored staged files (s3) */
+	struct sfs_uploads *uploads; /* write-back queue (fs/uploads.c); NULL: close uploads */
 
 	/* snapshots (fs/view_snapshot.c) */
 	pthread_mutex_t slock;

@@ -18,6 +18,7 @@
 
 #include "common/log.h"
 #include "fs/hasher.h"
+#include "fs/uploads.h"
 
 static void usage(FILE *f)
 {
@@ -273,6 +274,8 @@ static int run_mount(int argc, char **argv)
 	if (!rc)
 		rc = sfs_hasher_start();
 	if (!rc && !cfg.snapshot && !cfg.read_only)
+		rc = sfs_uploads_start(&fs);
+	if (!rc && !cfg.snapshot && !cfg.read_only)
 		rc = sfs_jobs_start(&fs);
 	if (rc) {
 		sfs_log(LOG_ERR, "cannot start a worker thread: %s", strerror(-rc));
@@ -291,9 +294,11 @@ static int run_mount(int argc, char **argv)
 	}
 	exitc = rc == 0 ? 0 : 1;
 out:
-	if (fs_ready)
+	if (fs_ready) {
 		sfs_jobs_stop(
 			&fs); /* the running commits finish; the queued wait for the next mount */
+		sfs_uploads_stop(&fs); /* every queued staged file goes up now */
+	}
 	sfs_hasher_stop();
 	if (fs_ready)
 		sfs_fs_stop_notifier(&fs);

@@ -152,8 +152,18 @@ void sfs_stg_io_init(void);
 int sfs_stg_uploads(struct sfs_fs *fs);
 /* Install the journal the backend reconciles with at mount. */
 void sfs_stg_sync_init(struct sfs_fs *fs);
-/* Store staged file fd (inode in) in the backend (flush: durable 0, fsync: 1). */
+/*
+ * Store staged file fd (inode in) in the backend (flush: durable 0, fsync: 1).
+ * With write-back (fs/uploads.h) a flush only makes the bytes durable in the
+ * local cache and queues the file; an fsync uploads at once.
+ */
 int sfs_stg_sync_store(struct sfs_fs *fs, struct sfs_stg *in, int fd, int durable)
+	__attribute__((warn_unused_result));
+/*
+ * Upload staged file rel, open as fd with fstat st (taken before any byte is
+ * read), and record it in the index (the write-back workers' upload).
+ */
+int sfs_stg_sync_rel(struct sfs_fs *fs, const char *rel, int fd, const struct stat *st)
 	__attribute__((warn_unused_result));
 /* in's mode or user xattrs changed: its index row follows. */
 void sfs_stg_sync_meta(struct sfs_fs *fs, struct sfs_stg *in);

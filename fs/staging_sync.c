@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "fs/cache.h"
+#include "fs/uploads.h"
 
 int sfs_stg_uploads(struct sfs_fs *fs)
 {
@@ -146,6 +147,34 @@ void sfs_stg_sync_init(struct sfs_fs *fs)
 
 /* ---- what the staging view tells the store ---- */
 
+/* Upload rel (fd, stat st) and record it; errors as close() reports them. */
+static int store_rel(struct sfs_fs *fs, const char *rel, int fd, const struct stat *st, int durable)
+{
+	int rc = sfs_backend_staged_sync(fs->be, rel, fd, durable);
+
+	if (rc) {
+		sfs_log(LOG_ERR, "cannot store staged '%s': %s", rel, strerror(-rc));
+		/*
+		 * SPEC §7: a refused or failed upload is an I/O error of this file,
+		 * not a permission problem of the caller; ENOSPC/EDQUOT it can act on,
+		 * ENAMETOOLONG (a path over S3's 1024-byte keys) too.
+		 */
+		if (rc != -ENOSPC && rc != -EDQUOT && rc != -ENOMEM && rc != -ENAMETOOLONG)
+			rc = -EIO;
+		return rc;
+	}
+	journal_record(fs, rel, fd, st);
+	sfs_cache_stored(fs, fd);
+	return 0;
+}
+
+int sfs_stg_sync_rel(struct sfs_fs *fs, const char *rel, int fd, const struct stat *st)
+{
+	if (fgetxattr(fd, SFS_XATTR_EVICTED, NULL, 0) >= 0 || journal_stored(fs, rel, st) == 1)
+		return 0; /* its bytes are in the store as they are */
+	return store_rel(fs, rel, fd, st, 0);
+}
+
 int sfs_stg_sync_store(struct sfs_fs *fs, struct sfs_stg *in, int fd, int durable)
 {
 	char *rel = NULL;
@@ -157,20 +186,15 @@ int sfs_stg_sync_store(struct sfs_fs *fs, struct sfs_stg *in, int fd, int durabl
 		return 0; /* unlinked while open: nothing of it is left to store */
 	if (!rc)
 		rc = sfs_stg_rel(fs, in, &rel);
-	if (!rc)
-		rc = sfs_backend_staged_sync(fs->be, rel, fd, durable);
-	if (rc) {
-		sfs_log(LOG_ERR, "cannot store staged '%s': %s", rel ? rel : "?", strerror(-rc));
-		/*
-		 * SPEC §7: a refused or failed upload is an I/O error of this file,
-		 * not a permission problem of the caller; ENOSPC/EDQUOT it can act on,
-		 * ENAMETOOLONG (a path over S3's 1024-byte keys) too.
-		 */
-		if (rc != -ENOSPC && rc != -EDQUOT && rc != -ENOMEM && rc != -ENAMETOOLONG)
-			rc = -EIO;
-	} else {
-		journal_record(fs, rel, fd, &st);
-		sfs_cache_stored(fs, fd);
+	if (!rc && !durable && sfs_uploads_on(fs)) {
+		/* write-back: safe in the local cache now, in the bucket after upload_delay */
+		rc = fdatasync(fd) < 0 ? -errno : sfs_uploads_queue(fs, rel);
+		if (rc)
+			sfs_log(LOG_ERR, "cannot keep staged '%s' for its upload: %s", rel,
+				strerror(-rc));
+	} else if (!rc) {
+		(void)sfs_uploads_take(fs, rel); /* fsync: it is uploaded here and now */
+		rc = store_rel(fs, rel, fd, &st, durable);
 	}
 	free(rel);
 	return rc;
@@ -183,6 +207,7 @@ int sfs_stg_sync_current(struct sfs_fs *fs, const char *rel, int fd)
 
 	if (!sfs_stg_uploads(fs))
 		return 0;
+	(void)sfs_uploads_take(fs, rel); /* queued: uploaded below, before the commit's copy */
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (journal_stored(fs, rel, &st) == 1 || fgetxattr(fd, SFS_XATTR_EVICTED, NULL, 0) >= 0)
@@ -234,6 +259,7 @@ void sfs_stg_sync_unlinked(struct sfs_fs *fs, struct sfs_stg *dir, const char *n
 	char *rel = rel_in(fs, dir, name);
 	if (!rel)
 		return;
+	sfs_uploads_unlinked(fs, rel, is_dir);
 	int rc = sfs_index_staged_forget(fs->ix, rel);
 	if (rc)
 		sfs_log(LOG_WARNING, "index: cannot forget 'staging/%s': %s", rel, strerror(-rc));
@@ -251,11 +277,26 @@ void sfs_stg_sync_renamed(struct sfs_fs *fs, struct sfs_stg *dir, const char *na
 		return;
 	char *fa = rel_in(fs, dir, name), *fb = rel_in(fs, newdir, newname);
 	if (fa && fb) {
+		/* the local rename is done: what is at fb now is what was renamed */
+		struct stat st;
+		int is_dir = fstatat(fs->staging_fd, fb, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			     S_ISDIR(st.st_mode);
+		/*
+		 * A queued file never stored (no row): its bytes go up under the new
+		 * name when due; the store has nothing to move (zarr's temporary
+		 * chunk names cost no request at all).
+		 */
+		struct sfs_staged r;
+		int queued = sfs_uploads_renamed(fs, fa, fb, is_dir);
+		int got = queued && !is_dir ? sfs_index_staged_get(fs->ix, fa, &r) : 1;
+		int unstored = got == -ENOENT;
+		if (got == 0)
+			sfs_staged_release(&r);
 		int rc = sfs_index_staged_move(fs->ix, fa, fb);
 		if (rc)
 			sfs_log(LOG_WARNING, "index: cannot move 'staging/%s': %s", fa,
 				strerror(-rc));
-		if (sfs_backend_staged_rename(fs->be, fa, fb) < 0)
+		if (!unstored && sfs_backend_staged_rename(fs->be, fa, fb) < 0)
 			sfs_log(LOG_WARNING, "cannot rename staged '%s' in the store", fa);
 	}
 	free(fa);
@@ -278,10 +319,13 @@ int sfs_stg_sync_linked(struct sfs_fs *fs, struct sfs_stg *in, struct sfs_stg *d
 	}
 	fd = sfs_stg_open(fs, in, O_RDONLY);
 	rc = fd < 0 ? fd : fstat(fd, &st) < 0 ? -errno : 0;
-	if (!rc)
+	if (!rc && sfs_uploads_on(fs)) {
+		rc = sfs_uploads_queue(fs, rel); /* write-back: uploaded when due */
+	} else if (!rc) {
 		rc = sfs_backend_staged_sync(fs->be, rel, fd, 0);
-	if (!rc)
-		journal_record(fs, rel, fd, &st);
+		if (!rc)
+			journal_record(fs, rel, fd, &st);
+	}
 	sfs_cache_unlock(fs);
 	if (rc)
 		sfs_log(LOG_ERR, "cannot store staged link '%s': %s", rel, strerror(-rc));

@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "fs/cache.h"
 #include "fs/hasher.h"
+#include "fs/uploads.h"
 
 #define PROC_FD "/proc/self/fd/%d"
 
@@ -693,6 +694,11 @@ static ssize_t stg_getxattr(struct sfs_fs *fs, struct sfs_inode *base, const cha
 		sfs_stg_status(in, st, sizeof(st));
 		if (!st[0])
 			sfs_jobs_status(fs, in, st, sizeof(st));
+		char *rel = NULL;
+		if (!st[0] && in->type == S_IFREG && sfs_uploads_on(fs) &&
+		    sfs_stg_rel(fs, in, &rel) == 0 && sfs_uploads_pending(fs, rel))
+			snprintf(st, sizeof(st), "uploading");
+		free(rel);
 		if (!st[0])
 			snprintf(st, sizeof(st), "staged");
 		return sfs_xattr_value(st, strlen(st), buf, size);

@@ -22,6 +22,7 @@
 #   commit PATH VALUE       setxattr user.stagefs.commit, prints OK or errno name
 #   xget PATH NAME          print an xattr value (empty + status 1 when missing)
 #   md5 FILE                print the md5 hex of FILE
+#   uploaded PATH...        wait until no PATH waits for its upload (s3 write-back)
 # A trap on EXIT/INT/TERM kills helpers, unmounts, reaps the daemon, removes
 # $T and prints "# <name>: N passed, N failed[, N skipped]".  The test exits 1
 # on any failure, 77 when it cannot run here (no /dev/fuse).
@@ -131,6 +132,17 @@ PYEOF
 }
 
 # json_get KEY < FILE: one member of a JSON object (strings raw, others as JSON)
+# uploaded PATH...: wait (15 s at most) until no staged file PATH is still waiting
+# for its upload (s3 write-back, upload=async); at once elsewhere
+uploaded() {
+	local p end=$((SECONDS + 15))
+	for p in "$@"; do
+		while [ "$(xget "$p" user.stagefs.status)" = uploading ] && [ $SECONDS -lt $end ]; do
+			sleep 0.1
+		done
+	done
+	return 0
+}
 json_get() { $PY -c 'import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print(v if isinstance(v,str) else json.dumps(v))' "$1"; }
 
 xget() {

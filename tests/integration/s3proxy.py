@@ -277,6 +277,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(status, xml_error(code, why.split("\n")[0]),
                               [("Content-Type", "application/xml")])
         count("sig_ok")
+        if self.command == "PUT" and "x-amz-copy-source" in self.headers:
+            count("copies")  # CopyObject and UploadPartCopy alike
         path, _, query = self.path.partition("?")
         q = urllib.parse.parse_qs(query, keep_blank_values=True)
         try:

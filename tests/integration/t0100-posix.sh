@@ -163,6 +163,7 @@ check_eq "nothing reached the store's trusted namespace" "" \
 	"$(getfattr -m trusted. -d "$(sobj _staging/lab/sess/x)" 2>/dev/null)"
 expect_errno setxattr "$D/cm" user.dirattr v OK
 check_eq "xattr on a directory" v "$(xget "$D/cm" user.dirattr)"
+uploaded "$D/x"
 check_eq "status of a staged file" staged "$(xget "$D/x" user.stagefs.status)"
 
 # fsync, fdatasync
@@ -218,6 +219,7 @@ head -c $((64 << 20)) /dev/urandom >"$T/big.src"
 check "dd 64 MiB in" dd if="$T/big.src" of="$D/big" bs=1M status=none
 check_eq "64 MiB size" $((64 << 20)) "$(stat -c %s "$D/big")"
 check_eq "64 MiB md5 through the mount" "$(md5 "$T/big.src")" "$(md5 "$D/big")"
+uploaded "$D/big"
 check_eq "64 MiB md5 in the store" "$(md5 "$T/big.src")" "$(md5 "$(sobj _staging/lab/sess/big)")"
 rm -f "$T/big.src"
 
@@ -227,6 +229,7 @@ printf 'cd' >>"$D/app"
 check_eq "O_APPEND" "abcd" "$(cat "$D/app")"
 
 # the data lands in the store under _staging/
+uploaded "$D/inplace"
 check_eq "store holds the staged bytes" "hello WORLD" "$(cat "$(sobj _staging/lab/sess/inplace)")"
 
 # readdir lists what was created

@@ -14,6 +14,7 @@ json_keys() { $PY -c 'import json,sys; print(",".join(json.load(sys.stdin).keys(
 
 printf hello >"$D/hello.txt"
 cp "$D/hello.txt" "$T/hello.ref"
+uploaded "$D/hello.txt"
 check_eq "status before commit" staged "$(xget "$D/hello.txt" user.stagefs.status)"
 check_eq "commit hello (hash)" OK "$(commit "$D/hello.txt" hash)"
 check "canonical object exists" test -f "$MNT/_hash/lab/$HELLO"

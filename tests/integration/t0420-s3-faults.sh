@@ -3,6 +3,9 @@
 # fails loudly (never a silent success) and loses nothing; once the server is
 # back the file is stored and commits; bad credentials fail the mount clearly.
 . "$(dirname "$0")/lib.sh"
+# close() uploading (and reporting what the upload met) is upload=sync's
+# contract; write-back (the default) is t0485's
+BACKEND_OPTS="$BACKEND_OPTS,upload=sync"
 
 if [ "$BACKEND" != s3 ]; then
 	skip "s3 backend only"

@@ -24,6 +24,7 @@ check "a first file fits" cp "$T/keep.ref" "$D/keep.bin"
 out=$(write_mib "$D/big.bin" 64)
 check_eq "the writer gets ENOSPC" ENOSPC "$out"
 check "the file written before is intact" cmp "$T/keep.ref" "$D/keep.bin"
+uploaded "$D/keep.bin"
 check "and is still in the store" cmp "$T/keep.ref" "$(sobj _staging/lab/full/keep.bin)"
 # a commit while the disk is full: on file the store itself is full, so the
 # object's record cannot be written and the commit fails before anything

@@ -7,6 +7,9 @@
 # middle of a multipart upload.  Every fault is retried (or fails loudly) and
 # nothing is lost or stored twice.
 . "$(dirname "$0")/lib.sh"
+# close() uploading (and reporting what the upload met) is upload=sync's
+# contract; write-back (the default) is t0485's
+BACKEND_OPTS="$BACKEND_OPTS,upload=sync"
 
 if [ "$BACKEND" != s3 ]; then
 	skip "s3 backend only"

@@ -7,6 +7,9 @@
 # server's LastModified got wrong: a file rewritten (same size) within two
 # seconds of its upload, whose new upload failed, then a crash.
 . "$(dirname "$0")/lib.sh"
+# close() uploading (and reporting what the upload met) is upload=sync's
+# contract; write-back (the default) is t0485's
+BACKEND_OPTS="$BACKEND_OPTS,upload=sync"
 
 if [ "$BACKEND" != s3 ]; then
 	skip "s3 backend only"
