@@ -292,7 +292,14 @@ void sfs_stg_sync_renamed(struct sfs_fs *fs, struct sfs_stg *dir, const char *na
 		int unstored = got == -ENOENT;
 		if (got == 0)
 			sfs_staged_release(&r);
-		int rc = sfs_index_staged_move(fs->ix, fa, fb);
+		int rc = 0;
+		if (!unstored) {
+			rc = sfs_index_staged_move(fs->ix, fa, fb);
+		} else if (sfs_index_staged_get(fs->ix, fb, &r) == 0) {
+			/* fa has no row to move; fb's (replaced) goes: a write only then */
+			sfs_staged_release(&r);
+			rc = sfs_index_staged_forget(fs->ix, fb);
+		}
 		if (rc)
 			sfs_log(LOG_WARNING, "index: cannot move 'staging/%s': %s", fa,
 				strerror(-rc));
