@@ -147,6 +147,7 @@ os.close(fd)' "$D/a.txt" 2>&1)
 		bash -c "for i in \$(seq 50); do [ \"\$(cat '$(sobj _staging/lab/Faults/a.txt)' 2>/dev/null)\" = second ] && exit 0; sleep 0.1; done; exit 1"
 	# the last upload of a file fails: a commit stores the current bytes before it copies
 	printf 'old\n' >"$D/c.txt"
+	uploaded "$D/c.txt" # (write-back: in the bucket after upload_delay)
 	arm "1 5 1000" # every upload fails, the close's retries too
 	printf 'new\n' >"$D/c.txt" 2>/dev/null
 	arm 0
