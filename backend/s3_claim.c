@@ -69,15 +69,13 @@ static int body_value(const char *b, const char *name, char *out, size_t len)
 }
 
 /*
- * Is the claim at ck a dead promoter's?  1 stale, 0 held, -ENOENT when it is
+ * Is the claim at rel (full key ck) a dead promoter's?  1 stale, 0 held, -ENOENT when it is
  * gone meanwhile, -errno.
  */
-static int claim_stale(struct s3_backend *s, const char *ck, const char *host)
+static int claim_stale(struct s3_backend *s, const char *rel, const char *ck, const char *host)
 {
 	struct sfs_s3_objinfo info;
-	void *buf = NULL;
-	size_t n = 0;
-	char h[256], pid[32];
+	char h[256], pid[32], *b = NULL;
 	int rc = sfs_s3_head(s->c, ck, &info);
 
 	if (rc)
@@ -85,15 +83,9 @@ static int claim_stale(struct s3_backend *s, const char *ck, const char *host)
 	if (info.mtime_ns > 0 &&
 	    now_ms(CLOCK_REALTIME) - info.mtime_ns / 1000000 > CLAIM_STALE_S * 1000LL)
 		return 1;
-	rc = sfs_s3_get(s->c, ck, &buf, &n, CLAIM_BODY_MAX);
+	rc = sfs_backend_get_text(&s->base, rel, CLAIM_BODY_MAX, &b);
 	if (rc)
 		return rc;
-	char *b = realloc(buf, n + 1);
-	if (!b) {
-		free(buf);
-		return -ENOMEM;
-	}
-	b[n] = '\0';
 	rc = 0;
 	if (body_value(b, "host", h, sizeof(h)) == 0 && strcmp(h, host) == 0 &&
 	    body_value(b, "pid", pid, sizeof(pid)) == 0) {
@@ -107,7 +99,7 @@ static int claim_stale(struct s3_backend *s, const char *ck, const char *host)
 
 int sfs_s3b_claim(struct s3_backend *s, const char *fk, char **out)
 {
-	char hex[65], host[256] = "", *ck = NULL, *body = NULL;
+	char hex[65], rel[sizeof(CLAIM_DIR) + 64], host[256] = "", *ck = NULL, *body = NULL;
 	int64_t deadline = now_ms(CLOCK_MONOTONIC) + CLAIM_WAIT_MS;
 	long delay = 20;
 	int rc;
@@ -116,7 +108,8 @@ int sfs_s3b_claim(struct s3_backend *s, const char *fk, char **out)
 	sfs_sigv4_sha256_hex(fk, strlen(fk), hex);
 	(void)gethostname(host, sizeof(host) - 1);
 	host[strcspn(host, "\n")] = '\0';
-	ck = sfs_s3b_join(s->prefix, CLAIM_DIR, hex);
+	snprintf(rel, sizeof(rel), "%s%s", CLAIM_DIR, hex);
+	ck = sfs_s3b_full_key(s, rel);
 	if (!ck || asprintf(&body, "what=stagefs promotion claim\nkey=%s\nhost=%s\npid=%ld\n", fk,
 			    host, (long)getpid()) < 0) {
 		body = NULL;
@@ -133,7 +126,7 @@ int sfs_s3b_claim(struct s3_backend *s, const char *fk, char **out)
 			rc = -EEXIST;
 		if (rc != -ENOENT)
 			break;
-		rc = claim_stale(s, ck, host);
+		rc = claim_stale(s, rel, ck, host);
 		if (rc == 1) {
 			sfs_log(LOG_WARNING, "s3: taking over a stale promotion claim on '%s'", fk);
 			rc = sfs_s3_delete(s->c, ck);
