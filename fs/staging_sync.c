@@ -147,6 +147,16 @@ void sfs_stg_sync_init(struct sfs_fs *fs)
 
 /* ---- what the staging view tells the store ---- */
 
+/*
+ * 1 when the store holds rel's bytes as fd (stat st) has them: the index
+ * records them stored at this size and mtime, or the file is evicted (its
+ * bytes are in the store only).
+ */
+static int stored_as_is(struct sfs_fs *fs, const char *rel, int fd, const struct stat *st)
+{
+	return journal_stored(fs, rel, st) == 1 || fgetxattr(fd, SFS_XATTR_EVICTED, NULL, 0) >= 0;
+}
+
 /* Upload rel (fd, stat st) and record it; errors as close() reports them. */
 static int store_rel(struct sfs_fs *fs, const char *rel, int fd, const struct stat *st, int durable)
 {
@@ -170,9 +180,7 @@ static int store_rel(struct sfs_fs *fs, const char *rel, int fd, const struct st
 
 int sfs_stg_sync_rel(struct sfs_fs *fs, const char *rel, int fd, const struct stat *st)
 {
-	if (fgetxattr(fd, SFS_XATTR_EVICTED, NULL, 0) >= 0 || journal_stored(fs, rel, st) == 1)
-		return 0; /* its bytes are in the store as they are */
-	return store_rel(fs, rel, fd, st, 0);
+	return stored_as_is(fs, rel, fd, st) ? 0 : store_rel(fs, rel, fd, st, 0);
 }
 
 int sfs_stg_sync_store(struct sfs_fs *fs, struct sfs_stg *in, int fd, int durable)
@@ -210,8 +218,8 @@ int sfs_stg_sync_current(struct sfs_fs *fs, const char *rel, int fd)
 	(void)sfs_uploads_take(fs, rel); /* queued: uploaded below, before the commit's copy */
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (journal_stored(fs, rel, &st) == 1 || fgetxattr(fd, SFS_XATTR_EVICTED, NULL, 0) >= 0)
-		return 0; /* stored as it is (an evicted file's bytes are in the store only) */
+	if (stored_as_is(fs, rel, fd, &st))
+		return 0;
 	rc = sfs_backend_staged_sync(fs->be, rel, fd, 1);
 	if (rc)
 		return sfs_err(rc, "cannot store staged '%s' before its commit", rel);

@@ -251,10 +251,9 @@ static void *worker(void *arg)
 		fifo_unlink(u, e);
 		e->uploading = 1;
 		uint64_t gen = e->gen;
-		char *rel = strdup(e->rel);
 		pthread_mutex_unlock(&u->lock);
-		int rc = rel ? upload_one(fs, rel) : -ENOMEM;
-		free(rel);
+		/* e->rel is read unlocked: renames and removals wait while uploading is set */
+		int rc = upload_one(fs, e->rel);
 		pthread_mutex_lock(&u->lock);
 		upload_ended(u, e, gen, rc);
 		pthread_cond_broadcast(&u->done);
