@@ -23,6 +23,9 @@
 #   xget PATH NAME          print an xattr value (empty + status 1 when missing)
 #   md5 FILE                print the md5 hex of FILE
 #   uploaded PATH...        wait until no PATH waits for its upload (s3 write-back)
+#   zarr_rows PATH          write a zarr array of 20 one-row chunks (as zarr does: each a
+#                           temporary name, renamed); prints how many files it made (21)
+#   zarr_rows_sum PATH      the sum of that array's first column (190.0)
 # A trap on EXIT/INT/TERM kills helpers, unmounts, reaps the daemon, removes
 # $T and prints "# <name>: N passed, N failed[, N skipped]".  The test exits 1
 # on any failure, 77 when it cannot run here (no /dev/fuse).
@@ -142,6 +145,18 @@ uploaded() {
 		done
 	done
 	return 0
+}
+zarr_rows() {
+	$PY - "$1" <<'PYEOF'
+import sys, numpy as np, zarr
+z = zarr.open(sys.argv[1], mode="w", shape=(20, 256), chunks=(1, 256), dtype="f4")
+for i in range(20):
+    z[i] = np.full(256, i, dtype="f4")
+print(len(list(z.store.keys())))
+PYEOF
+}
+zarr_rows_sum() {
+	$PY -c 'import sys, zarr; print(float(zarr.open(sys.argv[1], mode="r")[:, 0].sum()))' "$1"
 }
 json_get() { $PY -c 'import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print(v if isinstance(v,str) else json.dumps(v))' "$1"; }
 

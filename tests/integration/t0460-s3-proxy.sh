@@ -202,21 +202,14 @@ check_eq "--uploads-older-than with a bad value is a usage error" 2 \
 # upload, one copy and one delete; no HEAD, no multi-object delete
 mount_fs || exit 1
 : >"$T/proxy.log"
-out=$($PY - "$D/req.zarr" <<'PYEOF' 2>&1
-import sys, numpy as np, zarr
-z = zarr.open(sys.argv[1], mode="w", shape=(20, 256), chunks=(1, 256), dtype="f4")
-for i in range(20):
-    z[i] = np.full(256, i, dtype="f4")
-print(len(list(z.store.keys())))
-PYEOF
-)
+out=$(zarr_rows "$D/req.zarr" 2>&1)
 check_eq "zarr writes 20 chunks and .zarray" 21 "$out"
 # counted by answers: a request s3rver fails now and then is retried
 check_eq "2 PUTs per file (the upload, the copy)" 42 "$(grep -cE '^= PUT [^ ]*/req\.zarr/[^ ]* -> 200' "$T/proxy.log")"
 check_eq "1 DELETE per file" 21 "$(grep -cE '^= DELETE [^ ]*/req\.zarr/[^ ]* -> 20[04]' "$T/proxy.log")"
 check_eq "no HEAD" 0 "$(grep -cE '^HEAD [^ ]*/req\.zarr/' "$T/proxy.log")"
 check_eq "no multi-object delete" 0 "$(grep -cE '^POST [^ ]*\?delete' "$T/proxy.log")"
-check_eq "the chunks read back" 190.0 "$($PY -c 'import sys, zarr; print(float(zarr.open(sys.argv[1], mode="r")[:, 0].sum()))' "$D/req.zarr")"
+check_eq "the chunks read back" 190.0 "$(zarr_rows_sum "$D/req.zarr")"
 check "and are in the bucket under their names" test -n "$(skeys _staging/lab/px/req.zarr | grep '/19\.0$')"
 
 # --- requests of a commit of that tree, uploaded already: one server-side copy
@@ -232,4 +225,4 @@ check_eq "no other single DELETE than the promotion claim's" "1 1" \
 	"$(grep -cE '^DELETE ' "$T/proxy.log") $(grep -cE '^DELETE [^ ]*/p/\.stagefs/claims/[0-9a-f]{64}$' "$T/proxy.log")"
 check_eq "the claim was one conditional PUT" 1 \
 	"$(grep -cE '^= PUT [^ ]*/p/\.stagefs/claims/[0-9a-f]{64} -> 200' "$T/proxy.log")"
-check_eq "zarr reads the canonical tree" 190.0 "$($PY -c 'import sys, zarr; print(float(zarr.open(sys.argv[1], mode="r")[:, 0].sum()))' "$MNT/_schema/lab/px/id=3/req_reqTOK01.zarr")"
+check_eq "zarr reads the canonical tree" 190.0 "$(zarr_rows_sum "$MNT/_schema/lab/px/id=3/req_reqTOK01.zarr")"

@@ -48,14 +48,7 @@ check_eq "its status then" staged "$(xget "$D/a.bin" user.stagefs.status)"
 
 # --- zarr chunks (written as temporary names, renamed): one PUT each, nothing else
 [ "$S3_SERVER" = s3 ] && : >"$T/proxy.log" && c0=$(pstat copies)
-out=$($PY - "$D/z.zarr" <<'PYEOF' 2>&1
-import sys, numpy as np, zarr
-z = zarr.open(sys.argv[1], mode="w", shape=(20, 256), chunks=(1, 256), dtype="f4")
-for i in range(20):
-    z[i] = np.full(256, i, dtype="f4")
-print(len(list(z.store.keys())))
-PYEOF
-)
+out=$(zarr_rows "$D/z.zarr" 2>&1)
 check_eq "zarr writes 20 chunks and .zarray" 21 "$out"
 check "the last chunk reaches the bucket" wait_key $K/z.zarr/19.0
 sleep 1
@@ -66,8 +59,7 @@ if [ "$S3_SERVER" = s3 ]; then
 	check_eq "no copy (a rename of an unsent file is local)" "$c0" "$(pstat copies)"
 	check_eq "no DELETE" 0 "$(grep -cE '^DELETE [^ ]*/z\.zarr/' "$T/proxy.log")"
 fi
-check_eq "the chunks read back" 190.0 \
-	"$($PY -c 'import sys, zarr; print(float(zarr.open(sys.argv[1], mode="r")[:, 0].sum()))' "$D/z.zarr")"
+check_eq "the chunks read back" 190.0 "$(zarr_rows_sum "$D/z.zarr")"
 
 # --- an upload the server refuses is tried again later; the file waits in the cache
 if [ "$S3_SERVER" = s3 ]; then
