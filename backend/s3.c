@@ -193,6 +193,27 @@ static int s3_stat(struct sfs_backend *b, const char *key, struct sfs_bstat *st)
 		st->mode = S_IFDIR | 0755;
 		return 0;
 	}
+	if (strncmp(key, "_staging/", 9) == 0 && key[9]) {
+		/*
+		 * The staging area is the local cache and the bucket's _staging/
+		 * together: a file written back but never uploaded (and what a
+		 * promotion put from the cache) is staged too.
+		 */
+		char *lp = sfs_s3b_join(s->staging_dir, "/", key + 9);
+		struct stat ls;
+		rc = !lp ? -ENOMEM : lstat(lp, &ls) < 0 ? -errno : 0;
+		free(lp);
+		if (rc == 0) {
+			memset(st, 0, sizeof(*st));
+			st->mode = S_ISDIR(ls.st_mode) ? S_IFDIR | 0755 : S_IFREG | 0644;
+			st->size = S_ISDIR(ls.st_mode) ? 0 : (uint64_t)ls.st_size;
+			st->mtime_ns =
+				(int64_t)ls.st_mtim.tv_sec * 1000000000LL + ls.st_mtim.tv_nsec;
+			return 0;
+		}
+		if (rc != -ENOENT && rc != -ENOTDIR)
+			return rc;
+	}
 	fk = sfs_s3b_full_key(s, key);
 	if (!fk)
 		return -ENOMEM;

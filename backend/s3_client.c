@@ -180,6 +180,11 @@ uint64_t sfs_s3_client_copy_threshold(const struct sfs_s3_client *c)
 	return c->copy_threshold;
 }
 
+uint64_t sfs_s3_client_multipart_threshold(const struct sfs_s3_client *c)
+{
+	return c->multipart_threshold;
+}
+
 /* ---- operations ---- */
 
 int sfs_s3_head_bucket(struct sfs_s3_client *c, int max_attempts, long *status, char *reason,

@@ -71,6 +71,8 @@ void sfs_s3_client_free(struct sfs_s3_client *c);
 const char *sfs_s3_client_endpoint(const struct sfs_s3_client *c);
 /* Objects up to this size are copied with one CopyObject, larger ones in parts. */
 uint64_t sfs_s3_client_copy_threshold(const struct sfs_s3_client *c);
+/* Uploads of more bytes than this are multipart (sfs_s3_put_fd). */
+uint64_t sfs_s3_client_multipart_threshold(const struct sfs_s3_client *c);
 
 /*
  * Probe the bucket (HEAD bucket) with at most max_attempts attempts (0 =
@@ -95,10 +97,12 @@ int sfs_s3_put(struct sfs_s3_client *c, const char *key, const void *buf, size_t
  * PUT size bytes of fd (from offset 0, read with pread; fd must be readable)
  * as key: one PUT with Content-MD5 up to the multipart threshold, else a
  * multipart upload with parallel parts (aborted on failure).  md5_hex (may be
- * NULL) receives the MD5 of the whole content.
+ * NULL) receives the MD5 of the whole content.  flags: SFS_S3_IF_NONE_MATCH
+ * conditions the PUT, or the multipart upload's completion (see
+ * sfs_s3_client_multipart_threshold: a server may honour only the first).
  */
-int sfs_s3_put_fd(struct sfs_s3_client *c, const char *key, int fd, uint64_t size, char md5_hex[33])
-	__attribute__((warn_unused_result));
+int sfs_s3_put_fd(struct sfs_s3_client *c, const char *key, int fd, uint64_t size, char md5_hex[33],
+		  int flags) __attribute__((warn_unused_result));
 
 /*
  * Read up to n bytes at off into buf.  Returns the byte count, short only at

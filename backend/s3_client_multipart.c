@@ -67,7 +67,7 @@ out:
 
 static int put_fd_range(struct sfs_s3_client *c, const char *key, int fd, uint64_t off,
 			uint64_t len, const char *part_no, const char *upload_id,
-			const unsigned char md5[16], char *etag_out, size_t etag_len)
+			const unsigned char md5[16], char *etag_out, size_t etag_len, int flags)
 {
 	char md5b64[32];
 	struct req r;
@@ -84,7 +84,14 @@ static int put_fd_range(struct sfs_s3_client *c, const char *key, int fd, uint64
 	r.body_off = off;
 	r.body_len = len;
 	sfs_s3c_req_header(&r, "content-md5", md5b64);
+	if (flags & SFS_S3_IF_NONE_MATCH) {
+		sfs_s3c_req_header(&r, "if-none-match", "*");
+		r.quiet = 1; /* 412 is an answer here, not a failure; logged below otherwise */
+	}
 	rc = sfs_s3c_perform(c, &r);
+	if (rc && r.quiet && rc != -EEXIST && rc != -ENOSYS)
+		sfs_log(LOG_ERR, "s3: PUT '%s': %s%ld %s", key, r.status ? "HTTP " : "", r.status,
+			r.status ? r.code : r.curl_err);
 	if (!rc && etag_out)
 		snprintf(etag_out, etag_len, "%s", r.info.etag);
 	sfs_s3c_req_release(&r);
@@ -277,7 +284,7 @@ static int mpu_part(void *ctx, size_t i)
 			return S3_ERR(rc, "s3: cannot read part %zu of '%s' from the local file",
 				      i + 1, m->key);
 		rc = put_fd_range(m->c, m->key, m->fd, off, len, num, m->upload_id, md5,
-				  m->etags[i], sizeof(m->etags[i]));
+				  m->etags[i], sizeof(m->etags[i]), 0);
 	} else {
 		/* UploadPartCopy */
 		struct sfs_buf body, src, range;
@@ -361,13 +368,14 @@ out:
 	return rc;
 }
 
-int sfs_s3_put_fd(struct sfs_s3_client *c, const char *key, int fd, uint64_t size, char md5_hex[33])
+int sfs_s3_put_fd(struct sfs_s3_client *c, const char *key, int fd, uint64_t size, char md5_hex[33],
+		  int flags)
 {
 	unsigned char md5[16];
 	int rc;
 
 	if (size > c->multipart_threshold) {
-		rc = multipart(c, key, fd, NULL, size, c->part_size, 0);
+		rc = multipart(c, key, fd, NULL, size, c->part_size, flags);
 		if (!rc && md5_hex) {
 			EVP_MD_CTX *whole = EVP_MD_CTX_new();
 			unsigned int l = 0;
@@ -386,7 +394,7 @@ int sfs_s3_put_fd(struct sfs_s3_client *c, const char *key, int fd, uint64_t siz
 	rc = md5_fd(fd, 0, size, md5, NULL);
 	if (rc)
 		return S3_ERR(rc, "s3: cannot read the local file for '%s'", key);
-	rc = put_fd_range(c, key, fd, 0, size, NULL, NULL, md5, NULL, 0);
+	rc = put_fd_range(c, key, fd, 0, size, NULL, NULL, md5, NULL, 0, flags);
 	if (!rc && md5_hex)
 		sfs_sigv4_hex(md5, 16, md5_hex);
 	return rc;

@@ -1,5 +1,6 @@
 /*
- * backend/s3_priv.h - what backend/s3.c, s3_blocks.c, s3_claim.c and s3_staged.c share
+ * backend/s3_priv.h - what backend/s3.c, s3_blocks.c, s3_claim.c, s3_staged.c and
+ * s3_promote.c share
  * (the s3 backend's state and helpers; not for other callers).
  *
  * Keys named fk or "full" include the store prefix ("<location>/"); the
@@ -116,9 +117,30 @@ int sfs_s3b_staged_remove(struct sfs_backend *b, const char *rel);
 int sfs_s3b_staged_fetch(struct sfs_backend *b, const char *rel, int fd);
 /* Move the staged object or tree from to to (server-side copies, then deletes). */
 int sfs_s3b_staged_rename(struct sfs_backend *b, const char *from, const char *to);
-/* Copy staged_rel (object or tree) to store key key, honouring SFS_NOREPLACE/SFS_KEEP_SOURCE. */
-int sfs_s3b_promote(struct sfs_backend *b, const char *staged_rel, const char *key, int flags);
 /* The backend's move (backend.h): copy every object of from to to, then delete the sources. */
 int sfs_s3b_move(struct sfs_backend *b, const char *from, const char *to);
+/* The full key of staged rel ("<prefix>_staging/<rel>"), malloc'd; NULL on ENOMEM. */
+char *sfs_s3b_staged_key(struct s3_backend *s, const char *rel);
+/*
+ * Gather what lives at full key from: the object itself (*is_dir = 0) or
+ * every object under "from/" (*is_dir = 1).  -ENOENT when neither exists.
+ */
+int sfs_s3b_gather(struct s3_backend *s, const char *from, struct objlist *l, int *is_dir);
+
+/* ---- s3_promote.c: promotion, parallel transfers ---- */
+
+/*
+ * Promote staged_rel (file or tree) to store key key, honouring
+ * SFS_NOREPLACE and SFS_KEEP_SOURCE: files the store holds as the local cache
+ * has them are copied from their staged objects, the others PUT from the cache.
+ */
+int sfs_s3b_promote(struct sfs_backend *b, const char *staged_rel, const char *key, int flags);
+/*
+ * Copy the objects l gathered at full key from to full key to (is_dir: the
+ * part of each key below from is kept) in parallel, with sfs_s3_copy flags;
+ * on failure the copies already made are deleted again.
+ */
+int sfs_s3b_copy_all(struct s3_backend *s, struct objlist *l, const char *from, const char *to,
+		     int is_dir, int flags);
 
 #endif

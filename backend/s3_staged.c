@@ -1,8 +1,8 @@
 /*
  * backend/s3_staged.c - the s3 backend's staging side: the local staging
  * cache and the bucket's "_staging/" made to agree at mount (reconcile),
- * staged files uploaded, fetched, renamed and removed, and promote's
- * server-side copy to the canonical key.  See s3.c for the store layout.
+ * staged files uploaded, fetched, renamed and removed (the promotion to the
+ * canonical key is in s3_promote.c).  See s3.c for the store layout.
  */
 #include "backend/backend.h"
 #include "backend/s3_priv.h"
@@ -24,7 +24,7 @@
 
 #define S3_KEY_MAX 1024 /* bytes of an object key (AWS; MinIO and Ceph RGW agree) */
 
-static char *staged_key(struct s3_backend *s, const char *rel)
+char *sfs_s3b_staged_key(struct s3_backend *s, const char *rel)
 {
 	struct sfs_buf b;
 
@@ -63,7 +63,7 @@ struct reconcile {
 static int reconcile_file(struct reconcile *r, int dfd, const char *name, const char *rel,
 			  const struct stat *st)
 {
-	char *key = staged_key(r->s, rel);
+	char *key = sfs_s3b_staged_key(r->s, rel);
 	int rc = 0;
 
 	if (!key)
@@ -99,7 +99,7 @@ static int reconcile_file(struct reconcile *r, int dfd, const char *name, const 
 	if (!stale && known == -ENOENT && j)
 		j->record(j->arg, rel, fd, st); /* the object matches: exact from now on */
 	if (stale) {
-		rc = sfs_s3_put_fd(r->s->c, key, fd, (uint64_t)st->st_size, NULL);
+		rc = sfs_s3_put_fd(r->s->c, key, fd, (uint64_t)st->st_size, NULL, 0);
 		if (rc == 0) {
 			r->uploaded++;
 			if (j)
@@ -218,7 +218,7 @@ int sfs_s3b_staged_fetch(struct sfs_backend *b, const char *rel, int fd)
 {
 	struct s3_backend *s = S3(b);
 	struct sfs_s3_objinfo info;
-	char *key = staged_key(s, rel);
+	char *key = sfs_s3b_staged_key(s, rel);
 	int rc;
 
 	if (!key)
@@ -239,7 +239,7 @@ int sfs_s3b_staged_fetch(struct sfs_backend *b, const char *rel, int fd)
 static int reconcile(struct s3_backend *s)
 {
 	struct reconcile r = {.s = s};
-	char *base = staged_key(s, "");
+	char *base = sfs_s3b_staged_key(s, "");
 	int rc;
 
 	if (!base)
@@ -325,14 +325,14 @@ int sfs_s3b_staged_sync(struct sfs_backend *b, const char *rel, int fd, int dura
 		if (rfd < 0)
 			return S3_ERR(-errno, "cannot reopen staged file '%s' for reading", rel);
 	}
-	sk = staged_key(s, rel);
+	sk = sfs_s3b_staged_key(s, rel);
 	if (!sk)
 		rc = -ENOMEM;
 	else if (strlen(sk) > S3_KEY_MAX)
 		rc = S3_ERR(-ENAMETOOLONG, "staged '%s': its key is over %d bytes, S3's limit", rel,
 			    S3_KEY_MAX);
 	else
-		rc = sfs_s3_put_fd(s->c, sk, rfd, (uint64_t)st.st_size, NULL);
+		rc = sfs_s3_put_fd(s->c, sk, rfd, (uint64_t)st.st_size, NULL, 0);
 	free(sk);
 	if (rfd != fd)
 		close(rfd);
@@ -342,7 +342,7 @@ int sfs_s3b_staged_sync(struct sfs_backend *b, const char *rel, int fd, int dura
 int sfs_s3b_staged_unlink(struct sfs_backend *b, const char *rel, int is_dir)
 {
 	struct s3_backend *s = S3(b);
-	char *sk = staged_key(s, rel);
+	char *sk = sfs_s3b_staged_key(s, rel);
 	struct objlist l;
 	int rc;
 
@@ -362,18 +362,17 @@ int sfs_s3b_staged_unlink(struct sfs_backend *b, const char *rel, int is_dir)
 }
 
 static void unlink_local(struct s3_backend *s, const char *rel);
-static int gather(struct s3_backend *s, const char *from, struct objlist *l, int *is_dir);
 
 int sfs_s3b_staged_remove(struct sfs_backend *b, const char *rel)
 {
 	struct s3_backend *s = S3(b);
-	char *sk = staged_key(s, rel);
+	char *sk = sfs_s3b_staged_key(s, rel);
 	struct objlist l = {0};
 	int is_dir = 0, rc;
 
 	if (!sk)
 		return -ENOMEM;
-	rc = gather(s, sk, &l, &is_dir);
+	rc = sfs_s3b_gather(s, sk, &l, &is_dir);
 	if (!rc)
 		rc = sfs_s3b_delete_objlist(s, &l);
 	sfs_s3b_objlist_release(&l);
@@ -383,37 +382,7 @@ int sfs_s3b_staged_remove(struct sfs_backend *b, const char *rel)
 	return rc;
 }
 
-/* Copy job: src[i] -> dst_prefix + (src[i] minus src_prefix), in parallel. */
-struct copy_job {
-	struct s3_backend *s;
-	struct objlist *src;
-	size_t src_plen;
-	const char *dst_prefix;
-	int flags;	     /* sfs_s3_copy flags */
-	unsigned char *done; /* done[i] = 1 when copied */
-};
-
-static int copy_one(void *ctx, size_t i)
-{
-	struct copy_job *j = ctx;
-	const char *from = j->src->v[i].key;
-	char *to = sfs_s3b_join(j->dst_prefix, from + j->src_plen, NULL);
-	int rc;
-
-	if (!to)
-		return -ENOMEM;
-	rc = sfs_s3_copy(j->s->c, from, to, j->src->v[i].size, j->flags);
-	if (!rc)
-		j->done[i] = 1;
-	free(to);
-	return rc;
-}
-
-/*
- * Gather what lives at full key `from`: the object itself (is_dir = 0) or
- * every object under "from/" (is_dir = 1).  -ENOENT when neither exists.
- */
-static int gather(struct s3_backend *s, const char *from, struct objlist *l, int *is_dir)
+int sfs_s3b_gather(struct s3_backend *s, const char *from, struct objlist *l, int *is_dir)
 {
 	struct sfs_s3_objinfo info;
 	int rc = sfs_s3_head(s->c, from, &info);
@@ -434,57 +403,10 @@ static int gather(struct s3_backend *s, const char *from, struct objlist *l, int
 	return 0;
 }
 
-/*
- * Copy the gathered objects of `from` to `to` (both full keys) in parallel.
- * On failure the copies already made are deleted again.
- */
-static int copy_all(struct s3_backend *s, struct objlist *l, const char *from, const char *to,
-		    int is_dir, int flags)
-{
-	struct copy_job j = {s, l, strlen(from), to, flags, NULL};
-	char *dst_prefix = NULL;
-	int rc;
-
-	if (is_dir) {
-		dst_prefix = sfs_s3b_join(to, NULL, NULL);
-		j.src_plen = strlen(from); /* keeps the "/rel" part */
-		j.dst_prefix = dst_prefix;
-		if (!dst_prefix)
-			return -ENOMEM;
-	}
-	j.done = calloc(l->n ? l->n : 1, 1);
-	if (!j.done) {
-		free(dst_prefix);
-		return -ENOMEM;
-	}
-	rc = sfs_s3_parallel(s->c, l->n, copy_one, &j);
-	if (rc) {
-		/* leave nothing half-written behind */
-		struct objlist undo = {0};
-		for (size_t i = 0; i < l->n; i++) {
-			if (!j.done[i])
-				continue;
-			if (sfs_s3b_collect_cb(&undo, "", 0, NULL) == 0) {
-				free(undo.v[undo.n - 1].key);
-				undo.v[undo.n - 1].key =
-					sfs_s3b_join(j.dst_prefix, l->v[i].key + j.src_plen, NULL);
-				if (!undo.v[undo.n - 1].key)
-					undo.n--;
-			}
-		}
-		if (sfs_s3b_delete_objlist(s, &undo))
-			sfs_log(LOG_ERR, "s3: cannot remove partial copy under '%s'", to);
-		sfs_s3b_objlist_release(&undo);
-	}
-	free(j.done);
-	free(dst_prefix);
-	return rc;
-}
-
 int sfs_s3b_staged_rename(struct sfs_backend *b, const char *from, const char *to)
 {
 	struct s3_backend *s = S3(b);
-	char *fk = staged_key(s, from), *tk = staged_key(s, to);
+	char *fk = sfs_s3b_staged_key(s, from), *tk = sfs_s3b_staged_key(s, to);
 	struct objlist l;
 	int is_dir = 0, rc;
 
@@ -510,14 +432,14 @@ int sfs_s3b_staged_rename(struct sfs_backend *b, const char *from, const char *t
 			rc = 0;
 		goto out;
 	}
-	rc = gather(s, fk, &l, &is_dir);
+	rc = sfs_s3b_gather(s, fk, &l, &is_dir);
 	if (rc == -ENOENT) { /* never uploaded: nothing to move */
 		rc = 0;
 		goto out;
 	}
 	if (rc)
 		goto out;
-	rc = copy_all(s, &l, fk, tk, is_dir, 0);
+	rc = sfs_s3b_copy_all(s, &l, fk, tk, is_dir, 0);
 	if (!rc)
 		rc = sfs_s3b_delete_objlist(s, &l);
 	sfs_s3b_objlist_release(&l);
@@ -558,79 +480,6 @@ static void unlink_local(struct s3_backend *s, const char *rel)
 	free(path);
 }
 
-/* -EEXIST when an object or a tree exists at full key fk, 0 when neither, or -errno. */
-static int taken(struct s3_backend *s, const char *fk)
-{
-	int rc = sfs_s3_head(s->c, fk, NULL);
-
-	if (rc == 0)
-		return -EEXIST;
-	if (rc != -ENOENT)
-		return rc;
-	rc = sfs_s3b_prefix_exists(s, fk);
-	return rc > 0 ? -EEXIST : rc;
-}
-
-int sfs_s3b_promote(struct sfs_backend *b, const char *staged_rel, const char *key, int flags)
-{
-	struct s3_backend *s = S3(b);
-	char *from = staged_key(s, staged_rel), *to = sfs_s3b_full_key(s, key);
-	struct objlist l = {0};
-	char *claim = NULL;
-	int is_dir = 0, cflags = 0, rc;
-
-	if (s->read_only)
-		return -EROFS;
-	if (!from || !to) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	rc = gather(s, from, &l, &is_dir);
-	if (rc)
-		goto out;
-	if (flags & SFS_NOREPLACE) {
-		rc = taken(s, to);
-		if (rc)
-			goto out;
-		/*
-		 * A conditional copy stops another host that creates the same key
-		 * meanwhile, where the server honours it (one file); otherwise a
-		 * claim does (a tree; a file on Ceph RGW), and what exists is
-		 * checked again once it is ours.
-		 */
-		if (!is_dir && s->cond_put && s->cond_complete) {
-			cflags = SFS_S3_IF_NONE_MATCH;
-		} else if (s->cond_put) {
-			rc = sfs_s3b_claim(s, to, &claim);
-			if (rc == -ENOSYS) {
-				sfs_s3b_no_conditional_writes(s);
-			} else if (rc || (rc = taken(s, to))) {
-				goto out;
-			}
-		}
-	}
-	rc = copy_all(s, &l, from, to, is_dir, cflags);
-	if (rc == -ENOSYS && cflags) {
-		sfs_s3b_no_conditional_writes(s);
-		rc = copy_all(s, &l, from, to, is_dir, 0);
-	}
-	if (rc || (flags & SFS_KEEP_SOURCE))
-		goto out; /* the caller records the copy, then calls staged_remove */
-	/* the canonical object is complete: a leftover staged object is only garbage */
-	if (sfs_s3b_delete_objlist(s, &l))
-		sfs_log(LOG_WARNING, "s3: promoted '%s' but could not delete its staged objects",
-			staged_rel);
-	unlink_local(s, staged_rel);
-	rc = 0;
-out:
-	sfs_s3b_unclaim(s, claim);
-	sfs_s3b_written(s, key);
-	sfs_s3b_objlist_release(&l);
-	free(from);
-	free(to);
-	return rc;
-}
-
 /*
  * 1 when every object of `to` is one of `from`'s, at the same relative key
  * (what a move a crash cut short leaves: copied, not yet deleted), 0 when
@@ -665,10 +514,10 @@ int sfs_s3b_move(struct sfs_backend *b, const char *from, const char *to)
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = gather(s, fk, &l, &is_dir);
+	rc = sfs_s3b_gather(s, fk, &l, &is_dir);
 	if (rc)
 		goto out;
-	rc = gather(s, tk, &have, &to_dir);
+	rc = sfs_s3b_gather(s, tk, &have, &to_dir);
 	if (rc == 0) {
 		/* never replaces, but completes a move a crash interrupted */
 		if (to_dir != is_dir ||
@@ -681,7 +530,7 @@ int sfs_s3b_move(struct sfs_backend *b, const char *from, const char *to)
 		goto out;
 	}
 	/* copies first, then the sources: a crash leaves both, never neither */
-	rc = copy_all(s, &l, fk, tk, is_dir, 0);
+	rc = sfs_s3b_copy_all(s, &l, fk, tk, is_dir, 0);
 	for (size_t i = 0; !rc && i < l.n; i++)
 		sfs_s3b_block_forget(s, l.v[i].key);
 	if (!rc)

@@ -61,6 +61,7 @@ struct commit_ctx {
 	struct walk w;
 	int efd; /* O_PATH fd of the entry when it was unshared, else -1 */
 	int is_dir;
+	int taken; /* files were taken out of the upload queue (digest_one) */
 	char md5[33];
 	char hash[27];
 	char checksum[80];
@@ -557,6 +558,18 @@ static int record_files(struct commit_ctx *c, int64_t job)
 	return rc ? rc : frc;
 }
 
+/* The commit failed before its promotion: what it took from the upload queue goes back. */
+static int requeue_one(void *arg, struct centry *e)
+{
+	struct commit_ctx *c = arg;
+	char *full = NULL;
+
+	if (asprintf(&full, "%s%s%s", c->rel, e->rel[0] ? "/" : "", e->rel) >= 0)
+		sfs_stg_sync_requeue(c->fs, full);
+	free(full);
+	return 0;
+}
+
 int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, int64_t job_id, const char *value, size_t len,
 	       char *reason, size_t rlen)
 {
@@ -653,6 +666,7 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, int64_t job_id, const char
 	sfs_stg_set_status(in, "committing 0/%llu", (unsigned long long)c->w.bytes);
 	job_progress(fs, job_id, 0, c->w.bytes, NULL);
 	struct digest_ctx d = {.c = c, .job = job_id, .rootfd = rootfd, .done = &done};
+	c->taken = 1;
 	clock_gettime(CLOCK_MONOTONIC, &d.last);
 	rc = sfs_cw_each(&c->w, SFS_CW_FILES, digest_one, &d);
 	if (rc)
@@ -707,6 +721,7 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, int64_t job_id, const char
 	 * keeps failing leaves the intent, which the mount's recovery finishes.
 	 * Past the promotion only crashes are injected (fault points).
 	 */
+	c->taken = 0; /* promoted: the bytes are canonical, nothing goes to staging */
 	(void)sfs_fault("commit-promoted");
 	for (int attempt = 1;; attempt++) {
 		rc = forward(c, &job, dedup);
@@ -750,6 +765,11 @@ out:
 			snprintf(c->reason, sizeof(c->reason), "%s", strerror(-rc));
 		snprintf(reason, rlen, "%s", c->reason);
 		sfs_stg_set_status(in, "error: %s", c->reason);
+		if (c->taken && sfs_cw_each(&c->w, SFS_CW_FILES, requeue_one, c))
+			sfs_log(LOG_ERR,
+				"commit of '%s': cannot queue its files for upload again "
+				"(the next mount uploads them)",
+				c->rel);
 		sfs_log(LOG_WARNING, "cannot commit 'staging/%s': %s", c->rel ? c->rel : "?",
 			c->reason);
 	} else {

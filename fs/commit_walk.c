@@ -410,13 +410,13 @@ int sfs_cw_digest(struct sfs_fs *fs, struct sfs_stg *in, const char *entry_rel, 
 		sfs_md5_release(&m);
 	}
 out:
-	/* what the promotion copies on s3 must be these bytes, not an older upload */
+	/* the promotion puts these bytes (s3: from the cache unless stored as they are) */
 	if (!rc) {
 		char *full = NULL;
 		if (asprintf(&full, "%s%s%s", entry_rel, e->rel[0] ? "/" : "", e->rel) < 0)
 			rc = -ENOMEM;
 		else
-			rc = sfs_stg_sync_current(fs, full, fd);
+			sfs_stg_sync_committing(fs, full);
 		free(full);
 	}
 	close(fd);

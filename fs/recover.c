@@ -11,6 +11,9 @@
  *   - neither: logged, the intent is void.
  * A void intent's record (written before the promotion) is removed, unless
  * its hash object exists.
+ * On s3 the staged entry is the local cache and the bucket's _staging/
+ * together (a promotion PUTs files never uploaded from the cache), so a
+ * partial tree put from the cache counts as "both present".
  * A job whose intent is void stays reserved with nothing moved; the mount
  * then queues it again (fs/jobs.c) and it runs from the start.
  */

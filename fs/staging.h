@@ -172,13 +172,15 @@ void sfs_stg_sync_unlinked(struct sfs_fs *fs, struct sfs_stg *dir, const char *n
 void sfs_stg_sync_renamed(struct sfs_fs *fs, struct sfs_stg *dir, const char *name,
 			  struct sfs_stg *newdir, const char *newname);
 /*
- * A commit is about to copy staged file rel (open as fd, no writer left): when
- * the store's copy is not the one the journal recorded for fd's size and
- * mtime (a truncate by path, an upload that failed), store it now, durably.
- * No-op for a backend without uploads.  0 or -errno.
+ * A commit is about to promote staged file rel (no writer left): take it out
+ * of the upload queue, after an upload of it that is running.  The backend's
+ * promotion puts the cache's bytes to the canonical key itself where the
+ * store does not hold them as they are (never uploaded, or older), so what
+ * was never uploaded costs no staging PUT, copy and delete.
  */
-int sfs_stg_sync_current(struct sfs_fs *fs, const char *rel, int fd)
-	__attribute__((warn_unused_result));
+void sfs_stg_sync_committing(struct sfs_fs *fs, const char *rel);
+/* A commit that took staged file rel (sfs_stg_sync_committing) failed: upload it when due. */
+void sfs_stg_sync_requeue(struct sfs_fs *fs, const char *rel);
 int sfs_stg_sync_linked(struct sfs_fs *fs, struct sfs_stg *in, struct sfs_stg *dir,
 			const char *name) __attribute__((warn_unused_result));
 

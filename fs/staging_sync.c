@@ -208,26 +208,16 @@ int sfs_stg_sync_store(struct sfs_fs *fs, struct sfs_stg *in, int fd, int durabl
 	return rc;
 }
 
-int sfs_stg_sync_current(struct sfs_fs *fs, const char *rel, int fd)
+void sfs_stg_sync_committing(struct sfs_fs *fs, const char *rel)
 {
-	struct stat st;
-	int rc;
+	(void)sfs_uploads_take(fs, rel);
+}
 
-	if (!sfs_stg_uploads(fs))
-		return 0;
-	(void)sfs_uploads_take(fs, rel); /* queued: uploaded below, before the commit's copy */
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (stored_as_is(fs, rel, fd, &st))
-		return 0;
-	rc = sfs_backend_staged_sync(fs->be, rel, fd, 1);
-	if (rc)
-		return sfs_err(rc, "cannot store staged '%s' before its commit", rel);
-	sfs_log(LOG_NOTICE, "stored staged '%s' before its commit (the store had older bytes)",
-		rel);
-	journal_record(fs, rel, fd, &st);
-	sfs_cache_stored(fs, fd);
-	return 0;
+void sfs_stg_sync_requeue(struct sfs_fs *fs, const char *rel)
+{
+	/* a file the store holds as it is costs the worker a lookup, not an upload */
+	if (sfs_uploads_on(fs) && sfs_uploads_queue(fs, rel))
+		sfs_log(LOG_ERR, "cannot queue staged '%s' for its upload again", rel);
 }
 
 void sfs_stg_sync_meta(struct sfs_fs *fs, struct sfs_stg *in)

@@ -76,19 +76,34 @@ if [ "$S3_SERVER" = s3 ]; then
 	check "a removed uploaded file leaves the bucket" lacks_key $K/r.bin
 fi
 
-# --- commit right after the writes: what is queued goes up first, the commit is whole
+# --- commit right after the writes: what was never uploaded goes from the cache
+# straight to the canonical keys (no staging PUT, no copy, no delete), the commit is whole
 head -c 300000 /dev/urandom >"$T/c.ref"
 cp "$T/c.ref" "$D/c.bin"
+[ "$S3_SERVER" = s3 ] && : >"$T/proxy.log" && c0=$(pstat copies)
 check_eq "commit a file still queued" OK "$(commit "$D/c.bin" hash)"
 P=$(json_get path <"$D/.receipts/c.bin.json")
 check "the canonical object holds its bytes" cmp "$T/c.ref" "$(sobj "$P")"
+if [ "$S3_SERVER" = s3 ]; then
+	check_eq "one PUT, to the canonical key" 1 "$(reqs "PUT [^ ]*/$P")"
+	check_eq "no staging PUT, copy or DELETE of it" "0 0 0" \
+		"$(reqs 'PUT [^ ]*/_staging/lab/wb/c\.bin') $(($(pstat copies) - c0)) $(reqs 'DELETE [^ ]*/_staging/lab/wb/c\.bin')"
+fi
 $PY - "$D/t.zarr" <<'PYEOF'
 import sys, numpy as np, zarr
 z = zarr.open(sys.argv[1], mode="w", shape=(10, 64), chunks=(1, 64), dtype="i4")
 z[:] = np.arange(640, dtype="i4").reshape(10, 64)
 PYEOF
+[ "$S3_SERVER" = s3 ] && : >"$T/proxy.log" && c0=$(pstat copies)
 check_eq "commit a zarr tree just written" OK \
 	"$(commit "$D/t.zarr" '{"field":"t","key":{"id":1},"token":"wbTOK001"}')"
+if [ "$S3_SERVER" = s3 ]; then
+	# 10 chunks and .zarray, each a temporary name renamed, then committed
+	check_eq "one PUT per chunk, to its canonical key" 11 \
+		"$(reqs 'PUT [^ ]*/_schema/lab/wb/id(=|%3D)1/t_wbTOK001\.zarr/[^ ?]*')"
+	check_eq "nothing staged: no PUT, copy or DELETE under _staging" "0 0 0" \
+		"$(reqs 'PUT [^ ]*/_staging/lab/wb/t\.zarr') $(($(pstat copies) - c0)) $(grep -cE '^(DELETE|POST) [^ ]*/_staging/lab/wb/t\.zarr' "$T/proxy.log")"
+fi
 check_eq "the canonical tree reads back" 204480 \
 	"$($PY -c 'import sys, zarr; print(int(zarr.open(sys.argv[1], mode="r")[:].sum()))' \
 		"$MNT/_schema/lab/wb/id=1/t_wbTOK001.zarr")"
