@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/config.h"
 #include "common/log.h"
@@ -34,6 +35,14 @@ void sfs_backend_free(struct sfs_backend *b)
 {
 	if (b && b->ops->destroy)
 		b->ops->destroy(b);
+}
+
+void sfs_bstat_from_stat(const struct stat *st, struct sfs_bstat *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->size = S_ISREG(st->st_mode) ? (uint64_t)st->st_size : 0;
+	out->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+	out->mode = st->st_mode;
 }
 
 int sfs_backend_get_text(struct sfs_backend *b, const char *key, size_t max, char **out)

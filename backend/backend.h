@@ -195,6 +195,8 @@ struct sfs_backend {
 int sfs_backend_open(const struct sfs_config *cfg, struct sfs_backend **out)
 	__attribute__((warn_unused_result));
 void sfs_backend_free(struct sfs_backend *b);
+/* A local file's lstat as an sfs_bstat (size 0 unless a regular file). */
+void sfs_bstat_from_stat(const struct stat *st, struct sfs_bstat *out);
 /* get_bytes as a NUL-terminated string (records, notes, manifest heads); *out malloc'd. */
 int sfs_backend_get_text(struct sfs_backend *b, const char *key, size_t max, char **out)
 	__attribute__((warn_unused_result));

@@ -185,14 +185,6 @@ static int fsync_dir_of(int dirfd, const char *key)
 	return rc;
 }
 
-static void fill_bstat(const struct stat *st, struct sfs_bstat *out)
-{
-	memset(out, 0, sizeof(*out));
-	out->size = S_ISREG(st->st_mode) ? (uint64_t)st->st_size : 0;
-	out->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
-	out->mode = st->st_mode;
-}
-
 static int file_staging_dir(struct sfs_backend *b)
 {
 	int dfd = fb(b)->dirfd;
@@ -222,7 +214,7 @@ static int file_stat(struct sfs_backend *b, const char *key, struct sfs_bstat *o
 	if (rc == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
 		rc = -ENOENT; /* only files and directories are objects */
 	if (rc == 0)
-		fill_bstat(&st, out);
+		sfs_bstat_from_stat(&st, out);
 	return rc;
 }
 
@@ -251,7 +243,7 @@ static int file_list(struct sfs_backend *b, const char *key, sfs_list_cb cb, voi
 			continue; /* raced with a removal */
 		if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
 			continue;
-		fill_bstat(&st, &bs);
+		sfs_bstat_from_stat(&st, &bs);
 		rc = cb(arg, de->d_name, &bs);
 		if (rc)
 			break;
@@ -278,7 +270,7 @@ static int fwalk_cb(void *arg, int dirfd, const char *name, const char *rel, con
 		return 0; /* nothing else is ever canonical */
 	if (asprintf(&full, "%s%s%s", w->key, w->key[0] ? "/" : "", rel) < 0)
 		return -ENOMEM;
-	fill_bstat(st, &bs);
+	sfs_bstat_from_stat(st, &bs);
 	int rc = w->cb(w->arg, full, &bs);
 	free(full);
 	return rc;

@@ -204,11 +204,7 @@ static int s3_stat(struct sfs_backend *b, const char *key, struct sfs_bstat *st)
 		rc = !lp ? -ENOMEM : lstat(lp, &ls) < 0 ? -errno : 0;
 		free(lp);
 		if (rc == 0) {
-			memset(st, 0, sizeof(*st));
-			st->mode = S_ISDIR(ls.st_mode) ? S_IFDIR | 0755 : S_IFREG | 0644;
-			st->size = S_ISDIR(ls.st_mode) ? 0 : (uint64_t)ls.st_size;
-			st->mtime_ns =
-				(int64_t)ls.st_mtim.tv_sec * 1000000000LL + ls.st_mtim.tv_nsec;
+			sfs_bstat_from_stat(&ls, st);
 			return 0;
 		}
 		if (rc != -ENOENT && rc != -ENOTDIR)

@@ -192,7 +192,6 @@ struct local_ctx {
 	struct s3_backend *s;
 	struct plan *p;
 	const char *staged_rel;
-	size_t puts;
 };
 
 /* Does the store hold staged file rel (open as fd, stat st) as it is? */
@@ -210,11 +209,8 @@ static int plan_file(struct local_ctx *x, int dfd, const char *name, const char 
 	int fd = full ? openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
 	int rc = !full ? -ENOMEM : fd < 0 ? -errno : 0;
 
-	if (!rc) {
-		int put = !held_as_is(x->s, full, fd, st);
-		x->puts += (size_t)put;
-		rc = plan_add(x->p, rel, (uint64_t)st->st_size, put);
-	}
+	if (!rc)
+		rc = plan_add(x->p, rel, (uint64_t)st->st_size, !held_as_is(x->s, full, fd, st));
 	if (fd >= 0)
 		close(fd);
 	free(full);
@@ -231,13 +227,13 @@ static int plan_cb(void *arg, int dirfd, const char *name, const char *rel, cons
 }
 
 /*
- * Plan the promotion of staged_rel from its local copy at path local: *is_dir
- * set, *puts how many files go up from the cache.  -ENOENT when there is none.
+ * Plan the promotion of staged_rel from its local copy at path local (*is_dir
+ * set).  -ENOENT when there is none.
  */
 static int plan_local(struct s3_backend *s, const char *staged_rel, const char *local,
-		      struct plan *p, int *is_dir, size_t *puts)
+		      struct plan *p, int *is_dir)
 {
-	struct local_ctx x = {s, p, staged_rel, 0};
+	struct local_ctx x = {s, p, staged_rel};
 	struct stat st;
 	int rc;
 
@@ -257,7 +253,6 @@ static int plan_local(struct s3_backend *s, const char *staged_rel, const char *
 	}
 	if (!rc && p->n == 0)
 		rc = -ENOENT; /* an empty tree: nothing S3 can hold */
-	*puts = x.puts;
 	return rc;
 }
 
@@ -281,7 +276,6 @@ int sfs_s3b_promote(struct sfs_backend *b, const char *staged_rel, const char *k
 	char *local = sfs_s3b_join(s->staging_dir, "/", staged_rel);
 	struct plan p = {0};
 	char *claim = NULL;
-	size_t puts = 0;
 	int is_dir = 0, cflags = 0, rc;
 
 	if (s->read_only)
@@ -290,7 +284,7 @@ int sfs_s3b_promote(struct sfs_backend *b, const char *staged_rel, const char *k
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = plan_local(s, staged_rel, local, &p, &is_dir, &puts);
+	rc = plan_local(s, staged_rel, local, &p, &is_dir);
 	if (rc == -ENOENT && p.n == 0) {
 		/* no local copy (or an empty one): what the bucket has staged */
 		struct objlist l = {0};
@@ -337,9 +331,13 @@ int sfs_s3b_promote(struct sfs_backend *b, const char *staged_rel, const char *k
 		sfs_s3b_no_conditional_writes(s);
 		rc = run_plan(s, &p, from, local, to, is_dir, 0);
 	}
-	if (!rc && puts)
+	if (!rc && local) {
+		size_t puts = 0;
+		for (size_t i = 0; i < p.n; i++)
+			puts += (size_t)p.v[i].put;
 		sfs_log(LOG_DEBUG, "s3: promoted '%s': %zu of %zu files put from the cache",
 			staged_rel, puts, p.n);
+	}
 	if (rc || (flags & SFS_KEEP_SOURCE))
 		goto out; /* the caller records the promotion, then calls staged_remove */
 	/* the canonical object is complete: a leftover staged object is only garbage */

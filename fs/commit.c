@@ -562,9 +562,9 @@ static int record_files(struct commit_ctx *c, int64_t job)
 static int requeue_one(void *arg, struct centry *e)
 {
 	struct commit_ctx *c = arg;
-	char *full = NULL;
+	char *full = sfs_cw_path(c->rel, e);
 
-	if (asprintf(&full, "%s%s%s", c->rel, e->rel[0] ? "/" : "", e->rel) >= 0)
+	if (full)
 		sfs_stg_sync_requeue(c->fs, full);
 	free(full);
 	return 0;

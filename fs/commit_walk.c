@@ -322,6 +322,13 @@ static int digest_from_writes(struct sfs_fs *fs, struct sfs_stg *entry, struct c
 	return rc;
 }
 
+char *sfs_cw_path(const char *entry_rel, const struct centry *e)
+{
+	char *full = NULL;
+
+	return asprintf(&full, "%s%s%s", entry_rel, e->rel[0] ? "/" : "", e->rel) < 0 ? NULL : full;
+}
+
 /* MD5 of the staged file at dirfd/rel: from the write-time digest when it still holds. */
 int sfs_cw_digest(struct sfs_fs *fs, struct sfs_stg *in, const char *entry_rel, int efd, int rootfd,
 		  struct centry *e, uint64_t *done, uint64_t total)
@@ -356,8 +363,8 @@ int sfs_cw_digest(struct sfs_fs *fs, struct sfs_stg *in, const char *entry_rel, 
 	ssize_t hn = fgetxattr(fd, SFS_XATTR_HINT, hint, sizeof(hint) - 1);
 	if (hn <= 33 && sfs_cache_active(fs) && fgetxattr(fd, SFS_XATTR_EVICTED, NULL, 0) >= 0) {
 		/* the bytes are in the store only: bring them back to read them */
-		char *full = NULL;
-		if (asprintf(&full, "%s%s%s", entry_rel, e->rel[0] ? "/" : "", e->rel) < 0) {
+		char *full = sfs_cw_path(entry_rel, e);
+		if (!full) {
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -412,8 +419,8 @@ int sfs_cw_digest(struct sfs_fs *fs, struct sfs_stg *in, const char *entry_rel, 
 out:
 	/* the promotion puts these bytes (s3: from the cache unless stored as they are) */
 	if (!rc) {
-		char *full = NULL;
-		if (asprintf(&full, "%s%s%s", entry_rel, e->rel[0] ? "/" : "", e->rel) < 0)
+		char *full = sfs_cw_path(entry_rel, e);
+		if (!full)
 			rc = -ENOMEM;
 		else
 			sfs_stg_sync_committing(fs, full);

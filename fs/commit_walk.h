@@ -67,6 +67,8 @@ int sfs_cw_each(struct walk *w, int which, int (*cb)(void *arg, struct centry *e
 /* A file with other hard links gets a copy of its own under the same name. */
 int sfs_cw_unshare(int dirfd, const char *name, const struct stat *st)
 	__attribute__((warn_unused_result));
+/* e's staging path: entry_rel, then "/" and e->rel below a directory; malloc'd, NULL on ENOMEM. */
+char *sfs_cw_path(const char *entry_rel, const struct centry *e);
 /* e's MD5 (from the writes when known, else by reading); progress in *done of total. */
 int sfs_cw_digest(struct sfs_fs *fs, struct sfs_stg *in, const char *entry_rel, int efd, int rootfd,
 		  struct centry *e, uint64_t *done, uint64_t total)
