@@ -57,6 +57,7 @@ def request(method, key="", query=None, body=b""):
     sig = hmac.new(k, sts.encode(), hashlib.sha256).hexdigest()
     headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential={access}/{scope}, "
                                 f"SignedHeaders={signed}, Signature={sig}")
+    headers["user-agent"] = "s3c.py"  # unsigned: tells its requests apart in a server's log
     conn = http.client.HTTPConnection(ep.hostname, ep.port, timeout=60)
     conn.request(method, path + ("?" + qs if qs else ""), body=body, headers=headers)
     r = conn.getresponse()
