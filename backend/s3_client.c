@@ -43,25 +43,6 @@ static void md5_of(const void *buf, size_t n, unsigned char out[16])
 /* truncated pages in a row without one entry before a listing counts as endless */
 #define LIST_EMPTY_PAGES_MAX 1000
 
-int64_t sfs_s3c_parse_iso8601_ns(const char *s)
-{
-	struct tm tm;
-	memset(&tm, 0, sizeof(tm));
-	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!p)
-		return 0;
-	int64_t ns = (int64_t)timegm(&tm) * 1000000000LL;
-	if (*p == '.') {
-		int64_t frac = 0, scale = 100000000;
-		for (p++; *p >= '0' && *p <= '9'; p++) {
-			frac += (*p - '0') * scale;
-			scale /= 10;
-		}
-		ns += frac;
-	}
-	return ns;
-}
-
 /* ---- lifecycle ---- */
 
 static void client_free_fields(struct sfs_s3_client *c)
@@ -382,25 +363,9 @@ static int delete_batch(struct sfs_s3_client *c, char *const *keys, size_t n)
 	rc = sfs_s3c_perform(c, &r);
 	if (!rc) {
 		/* per-key failures come back as <Error> children of <DeleteResult> */
-		xmlDocPtr res = sfs_s3c_xml_parse(body.data, body.len);
-		xmlNodePtr rr = res ? xmlDocGetRootElement(res) : NULL;
-		if (sfs_s3c_xml_is(rr, "Error")) {
-			char code[64], msg[160];
-			sfs_s3c_xml_child_text(rr, "Code", code, sizeof(code));
-			sfs_s3c_xml_child_text(rr, "Message", msg, sizeof(msg));
-			rc = S3_ERR(-EIO, "s3: POST ?delete: %s: %s", code, msg);
-		}
-		for (xmlNodePtr e = rr ? rr->children : NULL; e && !rc; e = e->next) {
-			if (!sfs_s3c_xml_is(e, "Error"))
-				continue;
-			char k[1024], code[64];
-			sfs_s3c_xml_child_text(e, "Key", k, sizeof(k));
-			sfs_s3c_xml_child_text(e, "Code", code, sizeof(code));
-			if (strcmp(code, "NoSuchKey") == 0)
-				continue;
-			rc = S3_ERR(-EIO, "s3: DELETE '%s': %s", k, code);
-		}
-		xmlFreeDoc(res);
+		char what[1200];
+		if (sfs_s3c_parse_delete(body.data, body.len, what, sizeof(what)))
+			rc = S3_ERR(-EIO, "s3: POST ?delete: %s", what);
 	}
 out:
 	sfs_s3c_req_release(&r);
@@ -450,43 +415,16 @@ int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimit
 		if (rc)
 			break;
 
-		xmlDocPtr doc = sfs_s3c_xml_parse(body.data, body.len);
-		xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
-		int entries = 0;
-		if (!sfs_s3c_xml_is(root, "ListBucketResult")) {
-			xmlFreeDoc(doc);
+		struct sfs_s3c_page pg;
+		rc = sfs_s3c_parse_list(body.data, body.len, cb, arg, &pg);
+		if (!pg.valid) {
 			rc = S3_ERR(-EIO, "s3: GET ?list-type=2 prefix '%s': unreadable answer",
 				    prefix ? prefix : "");
 			break;
 		}
-		for (xmlNodePtr n = root->children; n && !rc; n = n->next) {
-			if (sfs_s3c_xml_is(n, "Contents")) {
-				entries++;
-				struct sfs_s3_objinfo info;
-				char tmp[128];
-				xmlChar *key = sfs_s3c_xml_child_dup(n, "Key");
-				memset(&info, 0, sizeof(info));
-				sfs_s3c_xml_child_text(n, "Size", tmp, sizeof(tmp));
-				info.size = strtoull(tmp, NULL, 10);
-				sfs_s3c_xml_child_text(n, "LastModified", tmp, sizeof(tmp));
-				info.mtime_ns = sfs_s3c_parse_iso8601_ns(tmp);
-				sfs_s3c_xml_child_text(n, "ETag", tmp, sizeof(tmp));
-				sfs_s3c_strip_quotes(tmp, info.etag, sizeof(info.etag));
-				if (key)
-					rc = cb(arg, (const char *)key, 0, &info);
-				xmlFree(key);
-			} else if (sfs_s3c_xml_is(n, "CommonPrefixes")) {
-				entries++;
-				xmlChar *p = sfs_s3c_xml_child_dup(n, "Prefix");
-				if (p)
-					rc = cb(arg, (const char *)p, 1, NULL);
-				xmlFree(p);
-			}
-		}
-		char trunc[16];
-		sfs_s3c_xml_child_text(root, "IsTruncated", trunc, sizeof(trunc));
-		if (!rc && strcmp(trunc, "true") == 0 && !single_page) {
-			token = sfs_s3c_xml_child_dup(root, "NextContinuationToken");
+		if (!rc && pg.truncated && !single_page) {
+			token = pg.next;
+			pg.next = NULL;
 			if (!token || !*token) {
 				rc = S3_ERR(-EIO,
 					    "s3: list '%s': truncated without a continuation token",
@@ -496,14 +434,14 @@ int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimit
 					    "s3: list '%s': the server repeats its continuation "
 					    "token (a listing that never ends)",
 					    prefix ? prefix : "");
-			} else if ((empty = entries ? 0 : empty + 1) >= LIST_EMPTY_PAGES_MAX) {
+			} else if ((empty = pg.entries ? 0 : empty + 1) >= LIST_EMPTY_PAGES_MAX) {
 				rc = S3_ERR(-EIO,
 					    "s3: list '%s': %d truncated pages in a row without an "
 					    "entry (a listing that never ends)",
 					    prefix ? prefix : "", empty);
 			}
 		}
-		xmlFreeDoc(doc);
+		sfs_s3c_page_release(&pg);
 		if (rc || !token)
 			break;
 	}

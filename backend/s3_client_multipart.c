@@ -185,14 +185,10 @@ static int mpu_create(struct sfs_s3_client *c, const char *key, char *upload_id,
 	r.resp = &body;
 	rc = sfs_s3c_perform(c, &r);
 	if (!rc) {
-		xmlDocPtr doc = sfs_s3c_xml_parse(body.data, body.len);
-		xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
-		upload_id[0] = '\0';
-		if (sfs_s3c_xml_is(root, "InitiateMultipartUploadResult"))
-			sfs_s3c_xml_child_text(root, "UploadId", upload_id, len);
-		if (!upload_id[0])
+		if (sfs_s3c_parse_field(body.data, body.len, "InitiateMultipartUploadResult",
+					"UploadId", upload_id, len) ||
+		    !upload_id[0])
 			rc = S3_ERR(-EIO, "s3: POST '%s' ?uploads: no UploadId in the answer", key);
-		xmlFreeDoc(doc);
 	}
 	sfs_s3c_req_release(&r);
 	sfs_buf_release(&body);
@@ -313,17 +309,15 @@ static int mpu_part(void *ctx, size_t i)
 			rc = sfs_s3c_perform(m->c, &r);
 		}
 		if (!rc) {
-			xmlDocPtr doc = sfs_s3c_xml_parse(body.data, body.len);
-			xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
-			char etag[90] = "";
-			if (sfs_s3c_xml_is(root, "CopyPartResult"))
-				sfs_s3c_xml_child_text(root, "ETag", etag, sizeof(etag));
+			char etag[90];
+			if (sfs_s3c_parse_field(body.data, body.len, "CopyPartResult", "ETag", etag,
+						sizeof(etag)))
+				etag[0] = '\0';
 			sfs_s3c_strip_quotes(etag, m->etags[i], sizeof(m->etags[i]));
 			if (!m->etags[i][0])
 				rc = S3_ERR(-EIO,
 					    "s3: PUT '%s' part %zu: no ETag in the copy answer",
 					    m->key, i + 1);
-			xmlFreeDoc(doc);
 		}
 		sfs_s3c_req_release(&r);
 		free(enc);

@@ -9,6 +9,7 @@
 
 #include "backend/s3_buf.h"
 #include "backend/s3_client.h"
+#include "backend/s3_xml.h"
 #include "backend/sigv4.h"
 
 #include <curl/curl.h>
@@ -102,19 +103,6 @@ void sfs_s3c_req_header(struct req *r, const char *name, const char *value);
 /* Perform r with retries; 0 on a 2xx answer, else -errno (logged unless r->quiet). */
 int sfs_s3c_perform(struct sfs_s3_client *c, struct req *r);
 
-/* ---- reading answers (s3_client_request.c) ---- */
-
-/* in without one pair of surrounding double quotes, into out (len bytes, truncated). */
-void sfs_s3c_strip_quotes(const char *in, char *out, size_t len);
-/* Parse an XML answer of n bytes (no network, no error output); NULL when not XML. */
-xmlDocPtr sfs_s3c_xml_parse(const char *buf, size_t n);
-/* An S3 time ("2026-12-01T10:00:00.000Z") as ns since the epoch; 0 when unreadable. */
-int64_t sfs_s3c_parse_iso8601_ns(const char *s);
-/* 1 when n is an element named name. */
-int sfs_s3c_xml_is(xmlNodePtr n, const char *name);
-/* Text of child `name` copied into out (len bytes); "" when absent. */
-void sfs_s3c_xml_child_text(xmlNodePtr parent, const char *name, char *out, size_t len);
-/* Text of child `name`, malloc'd via libxml (xmlFree), or NULL. */
-xmlChar *sfs_s3c_xml_child_dup(xmlNodePtr parent, const char *name);
+/* reading the answers: backend/s3_xml.h */
 
 #endif

@@ -65,84 +65,6 @@ void sfs_s3c_req_header(struct req *r, const char *name, const char *value)
 	r->n_hdr++;
 }
 
-/* ---- small helpers ---- */
-
-void sfs_s3c_strip_quotes(const char *in, char *out, size_t len)
-{
-	size_t n = strlen(in);
-	if (n >= 2 && in[0] == '"' && in[n - 1] == '"') {
-		in++;
-		n -= 2;
-	}
-	if (n >= len)
-		n = len - 1;
-	memcpy(out, in, n);
-	out[n] = '\0';
-}
-
-/* ---- XML (libxml2) ---- */
-
-xmlDocPtr sfs_s3c_xml_parse(const char *buf, size_t n)
-{
-	if (!buf || n == 0 || n > INT32_MAX)
-		return NULL;
-	return xmlReadMemory(buf, (int)n, "s3.xml", NULL,
-			     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
-				     XML_PARSE_NOBLANKS);
-}
-
-int sfs_s3c_xml_is(xmlNodePtr n, const char *name)
-{
-	return n && n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0;
-}
-
-static xmlNodePtr xml_child(xmlNodePtr parent, const char *name)
-{
-	for (xmlNodePtr n = parent ? parent->children : NULL; n; n = n->next)
-		if (sfs_s3c_xml_is(n, name))
-			return n;
-	return NULL;
-}
-
-/* Text of child `name` copied into out (len bytes); "" when absent. */
-void sfs_s3c_xml_child_text(xmlNodePtr parent, const char *name, char *out, size_t len)
-{
-	xmlNodePtr n = xml_child(parent, name);
-	out[0] = '\0';
-	if (!n)
-		return;
-	xmlChar *t = xmlNodeGetContent(n);
-	if (!t)
-		return;
-	snprintf(out, len, "%s", (const char *)t);
-	xmlFree(t);
-}
-
-/* Text of child `name`, malloc'd via libxml (xmlFree), or NULL. */
-xmlChar *sfs_s3c_xml_child_dup(xmlNodePtr parent, const char *name)
-{
-	xmlNodePtr n = xml_child(parent, name);
-	return n ? xmlNodeGetContent(n) : NULL;
-}
-
-/* If buf is an S3 <Error> document, copy its Code/Message and return 1. */
-static int parse_error_doc(const char *buf, size_t n, char *code, size_t clen, char *msg,
-			   size_t mlen)
-{
-	xmlDocPtr doc = sfs_s3c_xml_parse(buf, n);
-	int is_err = 0;
-	if (!doc)
-		return 0;
-	xmlNodePtr root = xmlDocGetRootElement(doc);
-	if (sfs_s3c_xml_is(root, "Error")) {
-		is_err = 1;
-		sfs_s3c_xml_child_text(root, "Code", code, clen);
-		sfs_s3c_xml_child_text(root, "Message", msg, mlen);
-	}
-	xmlFreeDoc(doc);
-	return is_err;
-}
-
 /* ---- handle pool ---- */
 
 /* An idle handle (or a new one) and the socket its last transfer used (CURL_SOCKET_BAD). */
@@ -610,9 +532,9 @@ int sfs_s3c_perform(struct sfs_s3_client *c, struct req *r)
 			h = NULL;
 			if (r->status >= 200 && r->status < 300) {
 				if (r->check_error_body && r->resp &&
-				    parse_error_doc(r->resp->data, r->resp->len, r->code,
-						    sizeof(r->code), r->message,
-						    sizeof(r->message))) {
+				    sfs_s3c_parse_error(r->resp->data, r->resp->len, r->code,
+							sizeof(r->code), r->message,
+							sizeof(r->message))) {
 					/* S3 may answer 200 and fail later (copy, complete) */
 					r->status = 500;
 					retry = 1;
@@ -621,8 +543,9 @@ int sfs_s3c_perform(struct sfs_s3_client *c, struct req *r)
 					return 0;
 				}
 			} else {
-				parse_error_doc(r->errbody.data, r->errbody.len, r->code,
-						sizeof(r->code), r->message, sizeof(r->message));
+				sfs_s3c_parse_error(r->errbody.data, r->errbody.len, r->code,
+						    sizeof(r->code), r->message,
+						    sizeof(r->message));
 				retry = retryable_http(r->status, r->code);
 				rc = map_http(r->status, r->code);
 				if (r->status == 404 || r->status == 416)

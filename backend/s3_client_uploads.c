@@ -45,36 +45,21 @@ int sfs_s3_list_uploads(struct sfs_s3_client *c, const char *prefix,
 		if (rc)
 			break;
 
-		xmlDocPtr doc = sfs_s3c_xml_parse(body.data, body.len);
-		xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
-		if (!sfs_s3c_xml_is(root, "ListMultipartUploadsResult")) {
-			xmlFreeDoc(doc);
+		struct sfs_s3c_page pg;
+		rc = sfs_s3c_parse_uploads(body.data, body.len, cb, arg, &pg);
+		if (!pg.valid) {
 			rc = S3_ERR(-EIO, "s3: GET ?uploads: unreadable answer");
 			break;
 		}
-		for (xmlNodePtr n = root->children; n && !rc; n = n->next) {
-			if (!sfs_s3c_xml_is(n, "Upload"))
-				continue;
-			char when[64];
-			xmlChar *key = sfs_s3c_xml_child_dup(n, "Key");
-			xmlChar *id = sfs_s3c_xml_child_dup(n, "UploadId");
-			sfs_s3c_xml_child_text(n, "Initiated", when, sizeof(when));
-			if (key && id && *id)
-				rc = cb(arg, (const char *)key, (const char *)id,
-					sfs_s3c_parse_iso8601_ns(when));
-			xmlFree(key);
-			xmlFree(id);
-		}
-		char trunc[16];
-		sfs_s3c_xml_child_text(root, "IsTruncated", trunc, sizeof(trunc));
-		if (!rc && strcmp(trunc, "true") == 0) {
-			key_marker = sfs_s3c_xml_child_dup(root, "NextKeyMarker");
-			id_marker = sfs_s3c_xml_child_dup(root, "NextUploadIdMarker");
+		if (!rc && pg.truncated) {
+			key_marker = pg.next;
+			id_marker = pg.next_id;
+			pg.next = pg.next_id = NULL;
 			/* a server that keeps saying "truncated" without moving on */
 			if (!key_marker || !*key_marker || page >= 10000)
 				rc = S3_ERR(-EIO, "s3: GET ?uploads: truncated without a marker");
 		}
-		xmlFreeDoc(doc);
+		sfs_s3c_page_release(&pg);
 		if (rc || !key_marker)
 			break;
 	}
