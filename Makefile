@@ -4,6 +4,7 @@
 #   make test       install deps, build (normal + ASan/UBSan), make check, unit + integration tests
 #   make check      format check + banned functions + unit tests
 #   make bench      benchmarks against the native directory and peers
+#   make fuzz       the libFuzzer harnesses (clang), FUZZ_SECONDS (60) each
 #   make install    PREFIX=/usr/local DESTDIR=
 # Knobs: V=1 (show commands), SANITIZE=address,undefined, DEVELOPER=1 (default on).
 
@@ -29,7 +30,14 @@ endif
 LDLIBS  += $(PKG_LIBS) -pthread -lm
 
 BUILD   := build
-ifneq ($(SANITIZE),)
+# FUZZ=1: clang with libFuzzer's coverage and ASan/UBSan, into build/fuzz
+ifeq ($(FUZZ),1)
+CC      := clang
+BUILD   := build/fuzz
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=fuzzer,address,undefined
+else ifneq ($(SANITIZE),)
 BUILD   := build/$(if $(filter thread,$(SANITIZE)),tsan,san)
 CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZE)
@@ -48,9 +56,12 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 FAKE_SRC := $(wildcard tests/fakes/*.c)
 FAKE_OBJ := $(FAKE_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/tests/%)
+FUZZ_SECONDS ?= 60
 
 .PHONY: all run test check bench install clean deps deps-check unit integration format-check \
-        banned san tsan
+        banned san tsan fuzz fuzz-build
 
 all: stagefs
 
@@ -76,7 +87,8 @@ deps-check:
 	    exit 1; \
 	fi
 
-$(LIB_OBJ) $(MAIN_OBJ) $(FAKE_OBJ) $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.o): | deps-check
+$(LIB_OBJ) $(MAIN_OBJ) $(FAKE_OBJ) $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.o) \
+    $(FUZZ_SRC:%.c=$(BUILD)/%.o): | deps-check
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -101,6 +113,12 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(FAKE_OBJ) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(FAKE_OBJ) $(LIB) $(LDLIBS) $(CMOCKA_LIBS)
 
+# a libFuzzer harness (FUZZ=1 only: libFuzzer brings main)
+$(BUILD)/tests/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
 # the dispatcher's test replaces libfuse's request and reply calls
 LL_WRAPS := fuse_req_userdata fuse_req_ctx fuse_reply_err fuse_reply_entry fuse_reply_create \
             fuse_reply_open fuse_reply_attr fuse_reply_xattr fuse_reply_buf
@@ -123,15 +141,22 @@ TSAN_UNITS := test_lowlevel test_hasher
 tsan:
 	$(Q)$(MAKE) --no-print-directory SANITIZE=thread $(TSAN_UNITS:%=build/tsan/tests/%)
 
+fuzz-build:
+	$(Q)$(MAKE) --no-print-directory FUZZ=1 $(FUZZ_BIN)
+
+# each harness for FUZZ_SECONDS on its seeds and regressions (tests/run-fuzz)
+fuzz: fuzz-build
+	$(Q)bash tests/run-fuzz $(FUZZ_SECONDS)
+
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(BUILD)/tests/stagefs-faulty
-	$(Q)$(MAKE) --no-print-directory san tsan
+	$(Q)$(MAKE) --no-print-directory san tsan fuzz-build
 	$(Q)bash tests/run-all
 
 check: format-check banned unit
 
 FMT_SRC := $(wildcard common/*.[ch] backend/*.[ch] index/*.[ch] fs/*.[ch] tests/unit/*.[ch] \
-             tests/fakes/*.c)
+             tests/fakes/*.c tests/fuzz/*.c)
 
 format-check:
 	$(Q)clang-format --dry-run --Werror $(FMT_SRC) 2>&1 | head -50; \
