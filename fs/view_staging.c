@@ -6,7 +6,8 @@
  *
  * The daemon runs as root and does what a caller asks as root: with
  * default_permissions the kernel has checked the caller's permissions
- * against the attributes we report before the request comes.  What a caller
+ * against the attributes we report before the request comes (a commit's
+ * are checked here too: may_commit).  What a caller
  * creates is then given to the caller (and to the directory's group under a
  * set-group-ID directory), as the kernel would have done.
  */
@@ -16,9 +17,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -639,14 +642,55 @@ out:
 
 /* ---- extended attributes (user.* only: the dispatcher refuses the rest) ---- */
 
+/*
+ * May the caller commit in?  A commit takes the entry out of its directory,
+ * as a rename out of it would: the caller needs write permission on the
+ * entry and write and search permission on its directory, and in a sticky
+ * directory must own the entry or the directory (rename(2)'s rules: EACCES,
+ * EPERM).  The daemon checks it itself: default_permissions has the kernel
+ * check a user.* setxattr against the entry alone, and without that option
+ * nothing is checked at all.  Root may commit anything.
+ */
+static int may_commit(struct sfs_fs *fs, struct sfs_stg *in, const struct sfs_ctx *ctx)
+{
+	struct sfs_stg *dir = NULL;
+	struct stat est, dst;
+	int rc;
+
+	if (!ctx || ctx->uid == 0)
+		return 0;
+	pthread_mutex_lock(&fs->lock);
+	if (in->parent) {
+		dir = in->parent;
+		sfs_inode_hold_locked(&dir->base);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (!dir)
+		return -ENOENT;
+	rc = stg_access(fs, &in->base, W_OK, ctx);
+	if (!rc)
+		rc = stg_access(fs, &dir->base, W_OK | X_OK, ctx);
+	if (!rc)
+		rc = sfs_stg_stat(fs, dir, &dst);
+	if (!rc && (dst.st_mode & S_ISVTX) && dst.st_uid != ctx->uid) {
+		rc = sfs_stg_stat(fs, in, &est);
+		if (!rc && est.st_uid != ctx->uid)
+			rc = -EPERM;
+	}
+	sfs_inode_put(fs, &dir->base);
+	return rc;
+}
+
 static int stg_setxattr(struct sfs_fs *fs, struct sfs_inode *base, const char *name,
 			const char *value, size_t size, int flags, const struct sfs_ctx *ctx)
 {
 	struct sfs_stg *in = S(base);
 	char proc[64];
 
-	if (strcmp(name, SFS_XATTR_COMMIT) == 0)
-		return sfs_jobs_submit(fs, in, value, size);
+	if (strcmp(name, SFS_XATTR_COMMIT) == 0) {
+		int rc = may_commit(fs, in, ctx);
+		return rc ? rc : sfs_jobs_submit(fs, in, value, size);
+	}
 	if (strncmp(name, SFS_XATTR_OURS, strlen(SFS_XATTR_OURS)) == 0)
 		return -EPERM; /* our own bookkeeping */
 	if (in->type == S_IFLNK)

@@ -115,3 +115,47 @@ check_eq "and stays staged" data "$(cat "$D/tree/a")"
 # the kernel allows user.* xattrs only on files and directories: it answers for us
 check_eq "a device node itself does not commit (the kernel's EPERM)" EPERM "$(commit "$D/null" hash)"
 check "the device node cannot be opened through the mount (nodev)" sh -c "! head -c1 '$D/null' 2>/dev/null"
+
+# commits by other users (the daemon checks them itself, as root it could do anything):
+# a commit takes the entry out of its directory, so it needs what a rename out of it
+# needs - write permission on the entry, write and search on the directory, and in a
+# sticky directory ownership of the entry or the directory
+C=$S/lab/commits
+mkdir -p "$C" && chmod 0777 "$C"
+printf a >"$C/roots" && chmod 0666 "$C/roots"
+chmod 0644 "$C/roots"
+expect_u "a user without write permission on an entry cannot commit it" EACCES 65534 \
+	setxattr "$C/roots" user.stagefs.commit hash
+check "it stays staged" test -f "$C/roots"
+printf b >"$C/mine" && chown 65534:65534 "$C/mine"
+expect_u "its owner commits a file" OK 65534 setxattr "$C/mine" user.stagefs.commit hash
+check "which leaves staging" test ! -e "$C/mine"
+check "for its receipt" test -f "$C/.receipts/mine.json"
+mkdir "$C/ro" && chmod 0755 "$C/ro" && printf c >"$C/ro/mine" && chown 65534:65534 "$C/ro/mine"
+expect_u "not out of a directory the user may not write" EACCES 65534 \
+	setxattr "$C/ro/mine" user.stagefs.commit hash
+check "it stays staged" test -f "$C/ro/mine"
+mkdir "$C/tree" && printf d >"$C/tree/f" && chown -R 65534:65534 "$C/tree" && chmod 0755 "$C/tree"
+expect_u "nor another user's directory tree" EACCES 65533 \
+	setxattr "$C/tree" user.stagefs.commit '{"field":"raw","key":{"id":2}}'
+mkdir "$C/sticky" && chmod 1777 "$C/sticky"
+printf e >"$C/sticky/theirs" && chown 65533:65533 "$C/sticky/theirs" && chmod 0666 "$C/sticky/theirs"
+expect_u "nor another user's file out of a sticky directory, writable as it is" EPERM 65534 \
+	setxattr "$C/sticky/theirs" user.stagefs.commit hash
+check "it stays staged" test -f "$C/sticky/theirs"
+expect_u "which its owner may" OK 65533 setxattr "$C/sticky/theirs" user.stagefs.commit '{"field":"raw","key":{"id":3}}'
+expect_u "root's tree, by its owner (root commits anything)" OK 65534 \
+	setxattr "$C/tree" user.stagefs.commit '{"field":"raw","key":{"id":2}}'
+
+# what is canonical, receipts and snapshots: no user writes them (root neither: t0230)
+canon=$MNT/$(json_get path <"$C/sticky/.receipts/theirs.json")
+check "the committed object is readable by other users" test "$(usysc 65534 open_r "$canon" | tail -n1)" = OK
+expect_u "but not writable" EACCES 65534 open_w "$canon"
+expect_u "nor removable" EACCES 65534 unlink "$canon"
+expect_u "a receipt cannot be written" EACCES 65534 open_w "$C/.receipts/mine.json"
+expect_u "nor made" EACCES 65534 create "$C/.receipts/forged.json"
+"$STAGEFS" publish "$MNT" users >/dev/null 2>&1 || fail "publish"
+snap=$MNT/.snapshots/users/$(json_get path <"$C/sticky/.receipts/theirs.json")
+check_eq "the snapshot holds the object" e "$(cat "$snap" 2>&1)"
+expect_u "and cannot be written" EACCES 65534 open_w "$snap"
+expect_u "nor added to" EACCES 65534 create "$(dirname "$snap")/new"
