@@ -5,6 +5,7 @@
 #   make check      format check + banned functions + unit tests
 #   make bench      benchmarks against the native directory and peers
 #   make fuzz       the libFuzzer harnesses (clang), FUZZ_SECONDS (60) each
+#   make stress     the model-based stress test, larger (STRESS_PROCS x STRESS_OPS), both backends
 #   make install    PREFIX=/usr/local DESTDIR=
 # Knobs: V=1 (show commands), SANITIZE=address,undefined, DEVELOPER=1 (default on).
 
@@ -61,7 +62,7 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/tests/%)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all run test check bench install clean deps deps-check unit integration format-check \
-        banned san tsan fuzz fuzz-build
+        banned san tsan fuzz fuzz-build stress
 
 all: stagefs
 
@@ -147,6 +148,14 @@ fuzz-build:
 # each harness for FUZZ_SECONDS on its seeds and regressions (tests/run-fuzz)
 fuzz: fuzz-build
 	$(Q)bash tests/run-fuzz $(FUZZ_SECONDS)
+
+# tests/integration/t0670-model-stress.sh, larger than in make test, on both backends
+STRESS_PROCS ?= 4
+STRESS_OPS ?= 3000
+stress: all
+	$(Q)for b in file s3; do STAGEFS_BACKEND=$$b STRESS_PROCS=$(STRESS_PROCS) \
+	    STRESS_OPS=$(STRESS_OPS) STAGEFS_TEST_TIMEOUT=3600 \
+	    bash tests/run-integration tests/integration/t0670-model-stress.sh || exit 1; done
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(BUILD)/tests/stagefs-faulty

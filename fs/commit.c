@@ -643,6 +643,14 @@ int sfs_commit(struct sfs_fs *fs, struct sfs_stg *in, int64_t job_id, const char
 		rc = sfs_cw_done(&c->w);
 	if (rc)
 		goto out;
+	if (c->is_dir && c->w.files == 0) {
+		/* an object store holds files, not directories: no bucket could keep this
+		 * (the file backend could, but a commit means the same on both) */
+		snprintf(c->reason, sizeof(c->reason),
+			 "the directory holds no file: nothing to commit");
+		rc = -EINVAL;
+		goto out;
+	}
 	/*
 	 * FUSE_RELEASE is asynchronous: a close() that has returned may not have
 	 * reached us yet.  Give such a just-closed handle a moment before EBUSY.

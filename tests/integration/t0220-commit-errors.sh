@@ -87,6 +87,13 @@ got=$(commit "$S" "$GOOD")
 case $got in EINVAL | EPERM) ok "commit of staging/ refused ($got)" ;; *) fail "commit of staging/" "$got" ;; esac
 check "table dir still there" test -d "$D/withlink.zarr"
 
+# EINVAL: a directory without a file anywhere below (no bucket can hold it)
+mkdir -p "$D/empty.zarr" "$D/hollow.zarr/a/b"
+expect_commit_error "$D/empty.zarr" '{"field":"raw","key":{"id":1}}' EINVAL
+expect_commit_error "$D/hollow.zarr" '{"field":"raw","key":{"id":1}}' EINVAL
+check_eq "  and says why" "error: the directory holds no file: nothing to commit" \
+	"$(xget "$D/hollow.zarr" user.stagefs.status)"
+
 # EISDIR: hash addressing of a directory
 expect_commit_error "$D/withlink.zarr" hash EISDIR
 
