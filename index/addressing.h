@@ -139,7 +139,7 @@ struct sfs_commit_spec {
  * \u0000), invalid JSON (also nested deeper than SQLite's JSON parser goes), not an object,
  * unknown or duplicate members, wrong types, a bad field, token or table,
  * an empty key, nested/null key values, non-finite floats, bad attribute
- * names, invalid UTF-8, an ext containing '/', members besides
+ * names, invalid UTF-8, control characters (0x01-0x1f, 0x7f) in string values, an ext containing '/', members besides
  * "addressing" and "async" in the hash form.  Also -ENOMEM, or -EIO when SQLite fails.
  * *out is written only on success; the caller releases it with
  * sfs_commit_spec_release().

@@ -232,6 +232,11 @@ static void test_commit_spec_einval(void **state)
 		"{\"field\":\"f\",\"key\":{\"\":1}}",
 		"{\"field\":\"f\",\"key\":{\"a b\":1}}",
 		"{\"field\":\"f\",\"key\":{\"\\u00e9\":1}}",
+		/* control characters in a string key value, escaped or raw */
+		"{\"field\":\"f\",\"key\":{\"a\":\"x\\u0001y\"}}",
+		"{\"field\":\"f\",\"key\":{\"a\":\"tab\\there\"}}",
+		"{\"field\":\"f\",\"key\":{\"a\":\"line\\n\"}}",
+		"{\"field\":\"f\",\"key\":{\"a\":\"del\x7f\"}}",
 		/* NUL escaped inside strings */
 		"{\"field\":\"f\\u0000\",\"key\":{\"a\":1}}",
 		"{\"field\":\"f\",\"key\":{\"a\":\"x\\u0000y\"}}",
