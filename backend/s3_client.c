@@ -401,6 +401,9 @@ int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimit
 		sfs_s3c_req_query(&r, "list-type", "2");
 		sfs_s3c_req_query(&r, "prefix", prefix ? prefix : "");
 		sfs_s3c_req_query(&r, "max-keys", mk);
+		/* keys as %XX: XML 1.0 cannot carry a control character a key may hold
+		 * (a server that ignores it sends them raw, as before) */
+		sfs_s3c_req_query(&r, "encoding-type", "url");
 		if (delimiter)
 			sfs_s3c_req_query(&r, "delimiter", delimiter);
 		if (token)

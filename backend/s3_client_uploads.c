@@ -31,6 +31,7 @@ int sfs_s3_list_uploads(struct sfs_s3_client *c, const char *prefix,
 		sfs_s3c_req_init(&r, "GET", NULL);
 		sfs_s3c_req_query(&r, "uploads", "");
 		sfs_s3c_req_query(&r, "prefix", prefix ? prefix : "");
+		sfs_s3c_req_query(&r, "encoding-type", "url"); /* as sfs_s3_list */
 		if (key_marker)
 			sfs_s3c_req_query(&r, "key-marker", (const char *)key_marker);
 		if (id_marker)

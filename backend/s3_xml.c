@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <libxml/parser.h>
+#include <libxml/uri.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,48 @@ void sfs_s3c_page_release(struct sfs_s3c_page *pg)
 	memset(pg, 0, sizeof(*pg));
 }
 
+/*
+ * A value of a page that says <EncodingType>url</EncodingType> (the keys a
+ * listing asked with encoding-type=url to get, as XML 1.0 cannot carry every
+ * byte a key may hold): '+' is a space (botocore decodes so; a '+' comes as
+ * %2B), then %XX.  Takes t (xmlFree) and returns the decoded value (xmlFree),
+ * or NULL when t is NULL, decodes to a NUL byte, or memory is short.
+ */
+static xmlChar *url_decoded(xmlChar *t)
+{
+	char *d = NULL;
+
+	if (t) {
+		for (xmlChar *p = t; *p; p++)
+			if (*p == '+')
+				*p = ' ';
+		int n = xmlStrlen(t);
+		d = xmlURIUnescapeString((const char *)t, n, NULL);
+		/* xmlURIUnescapeString writes the decoded bytes and a NUL: a shorter
+		 * string means a %00 in the key, which no path can hold */
+		if (d && strstr((const char *)t, "%00")) {
+			xmlFree(d);
+			d = NULL;
+		}
+	}
+	xmlFree(t);
+	return (xmlChar *)d;
+}
+
+/* child name of e, url-decoded when enc */
+static xmlChar *child_value(xmlNodePtr e, const char *name, int enc)
+{
+	xmlChar *t = sfs_s3c_xml_child_dup(e, name);
+	return enc ? url_decoded(t) : t;
+}
+
+static int url_encoded(xmlNodePtr root)
+{
+	char enc[8];
+	sfs_s3c_xml_child_text(root, "EncodingType", enc, sizeof(enc));
+	return strcmp(enc, "url") == 0;
+}
+
 /* the page's root when it is named root, with pg's truncation and markers read */
 static xmlNodePtr page_root(xmlDocPtr doc, const char *root, const char *next, const char *next_id,
 			    struct sfs_s3c_page *pg)
@@ -123,13 +166,13 @@ int sfs_s3c_parse_list(const char *buf, size_t n, sfs_s3_list_cb cb, void *arg,
 {
 	xmlDocPtr doc = sfs_s3c_xml_parse(buf, n);
 	xmlNodePtr root = page_root(doc, "ListBucketResult", "NextContinuationToken", NULL, pg);
-	int rc = root ? 0 : -EIO;
+	int rc = root ? 0 : -EIO, enc = root && url_encoded(root);
 
 	for (xmlNodePtr e = root ? root->children : NULL; e && !rc; e = e->next) {
 		if (sfs_s3c_xml_is(e, "Contents")) {
 			struct sfs_s3_objinfo info;
 			char tmp[128];
-			xmlChar *key = sfs_s3c_xml_child_dup(e, "Key");
+			xmlChar *key = child_value(e, "Key", enc);
 
 			pg->entries++;
 			memset(&info, 0, sizeof(info));
@@ -143,7 +186,7 @@ int sfs_s3c_parse_list(const char *buf, size_t n, sfs_s3_list_cb cb, void *arg,
 				rc = cb(arg, (const char *)key, 0, &info);
 			xmlFree(key);
 		} else if (sfs_s3c_xml_is(e, "CommonPrefixes")) {
-			xmlChar *p = sfs_s3c_xml_child_dup(e, "Prefix");
+			xmlChar *p = child_value(e, "Prefix", enc);
 
 			pg->entries++;
 			if (p)
@@ -161,13 +204,16 @@ int sfs_s3c_parse_uploads(const char *buf, size_t n, sfs_s3c_upload_cb cb, void 
 	xmlDocPtr doc = sfs_s3c_xml_parse(buf, n);
 	xmlNodePtr root = page_root(doc, "ListMultipartUploadsResult", "NextKeyMarker",
 				    "NextUploadIdMarker", pg);
-	int rc = root ? 0 : -EIO;
+	int rc = root ? 0 : -EIO, enc = root && url_encoded(root);
+
+	if (enc) /* the key marker goes back as the next page's key-marker: as the key is */
+		pg->next = url_decoded(pg->next);
 
 	for (xmlNodePtr e = root ? root->children : NULL; e && !rc; e = e->next) {
 		if (!sfs_s3c_xml_is(e, "Upload"))
 			continue;
 		char when[64];
-		xmlChar *key = sfs_s3c_xml_child_dup(e, "Key");
+		xmlChar *key = child_value(e, "Key", enc);
 		xmlChar *id = sfs_s3c_xml_child_dup(e, "UploadId");
 
 		pg->entries++;

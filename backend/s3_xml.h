@@ -49,7 +49,8 @@ struct sfs_s3c_page {
 /*
  * One ListObjectsV2 page (<ListBucketResult>): cb for each Contents (key,
  * size, LastModified, ETag without quotes) and CommonPrefixes (is_prefix 1,
- * info NULL) in document order, stopping at cb's first non-zero return,
+ * info NULL) in document order (keys and prefixes url-decoded when the page
+ * says <EncodingType>url</EncodingType>; one that decodes to a NUL is skipped), stopping at cb's first non-zero return,
  * which is returned; *pg filled in every case (its strings are the caller's
  * to free: sfs_s3c_page_release).  -EIO when it is not such a page (pg then
  * empty, pg->valid 0).
@@ -62,7 +63,8 @@ typedef int (*sfs_s3c_upload_cb)(void *arg, const char *key, const char *upload_
 				 int64_t initiated_ns);
 /*
  * One ListMultipartUploads page (<ListMultipartUploadsResult>): cb for each
- * Upload with a Key and a non-empty UploadId, as sfs_s3c_parse_list.
+ * Upload with a Key and a non-empty UploadId, as sfs_s3c_parse_list (Key and
+ * NextKeyMarker url-decoded as there).
  */
 int sfs_s3c_parse_uploads(const char *buf, size_t n, sfs_s3c_upload_cb cb, void *arg,
 			  struct sfs_s3c_page *pg) __attribute__((warn_unused_result));

@@ -84,13 +84,16 @@ def need(status, data, *ok):
 def cmd_list(prefix):
     keys, token = [], None
     while True:
-        q = {"list-type": "2", "prefix": prefix}
+        # encoding-type=url: XML 1.0 cannot carry every byte a key may hold
+        q = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
         if token:
             q["continuation-token"] = token
         st, data = request("GET", query=q)
         need(st, data, 200)
         root = ET.fromstring(data)
-        keys += [text(c, "Key") for c in local(root, "Contents")]
+        enc = text(root, "EncodingType") == "url"
+        keys += [urllib.parse.unquote_plus(text(c, "Key")) if enc else text(c, "Key")
+                 for c in local(root, "Contents")]
         token = text(root, "NextContinuationToken")
         if text(root, "IsTruncated") != "true" or not token:
             break

@@ -76,4 +76,23 @@ for name in ../x x/y .. . '' "$(printf 'a\nb')" "$(printf 'x%.0s' $(seq 129))"; 
 done
 check_eq "nothing was written beside the store" "" "$(find "$T/outside" -mindepth 1 | head -n 3)"
 check_eq "and the link's target is as it was" "secret" "$(cat "$T/outside.txt")"
+
+# a staged name may hold control characters (as on ext4): stored, listed, checked
+odd=$(printf 'ctl\001name\ttab.bin')
+printf 'odd\n' >"$D/$odd"
+rm -f "$D/link"
+unmount_fs
+if [ "$BACKEND" = s3 ] && [ "$S3_SERVER" = s3 ]; then
+	skip "a key with control characters on s3rver, which ignores encoding-type=url"
+	rm -f "$(sobj "_staging/lab/Hostile/$odd")" "$(sobj "_staging/lab/Hostile/$odd")".*
+	rm -f "$T/cache"/*/"staging/lab/Hostile/$odd" 2>/dev/null
+	find "$T/cache" -name "ctl*" -delete 2>/dev/null
+else
+	check "the bucket holds it under its own name" test -n "$(skeys _staging/lab/Hostile | grep -F "$odd")"
+fi
+check "fsck lists the store and finds it consistent" \
+	"$STAGEFS" fsck "$SOURCE" -o "index=$INDEX${BACKEND_OPTS:+,$BACKEND_OPTS}"
+mount_fs || exit 1
+[ "$BACKEND" = s3 ] && [ "$S3_SERVER" = s3 ] ||
+	check_eq "and it reads back after a remount" odd "$(cat "$D/$odd")"
 unmount_fs

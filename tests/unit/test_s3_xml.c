@@ -93,6 +93,34 @@ static void t_list_stops_and_refuses(void **state)
 	sfs_s3c_page_release(&pg);
 }
 
+/* encoding-type=url: keys come %-encoded ('+' a space) when the page says so, raw otherwise */
+static void t_list_url_encoded(void **state)
+{
+	const char *enc = "<ListBucketResult><EncodingType>url</EncodingType>"
+			  "<Contents><Key>a%20b%2Bc%25d+e</Key><Size>1</Size></Contents>"
+			  "<Contents><Key>ctl%01x</Key></Contents>"
+			  "<Contents><Key>nul%00x</Key></Contents>"
+			  "<CommonPrefixes><Prefix>%C3%A9/</Prefix></CommonPrefixes>"
+			  "</ListBucketResult>";
+	const char *raw = "<ListBucketResult><Contents><Key>a%20b+c</Key></Contents>"
+			  "</ListBucketResult>";
+	struct seen s = {0};
+	struct sfs_s3c_page pg;
+
+	(void)state;
+	assert_int_equal(sfs_s3c_parse_list(enc, strlen(enc), on_key, &s, &pg), 0);
+	assert_int_equal(s.n, 3); /* the key holding a NUL is skipped */
+	assert_string_equal(s.keys[0], "a b+c%d e");
+	assert_string_equal(s.keys[1], "ctl\x01x");
+	assert_string_equal(s.keys[2], "\xc3\xa9/");
+	assert_int_equal(pg.entries, 4);
+	sfs_s3c_page_release(&pg);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(sfs_s3c_parse_list(raw, strlen(raw), on_key, &s, &pg), 0);
+	assert_string_equal(s.keys[0], "a%20b+c");
+	sfs_s3c_page_release(&pg);
+}
+
 static int on_upload(void *arg, const char *key, const char *id, int64_t initiated_ns)
 {
 	struct seen *s = arg;
@@ -183,9 +211,10 @@ static void t_iso8601_range(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(t_list_page),	     cmocka_unit_test(t_list_stops_and_refuses),
-		cmocka_unit_test(t_uploads_page),    cmocka_unit_test(t_delete_result),
-		cmocka_unit_test(t_error_and_field), cmocka_unit_test(t_iso8601_range),
+		cmocka_unit_test(t_list_page),	      cmocka_unit_test(t_list_stops_and_refuses),
+		cmocka_unit_test(t_list_url_encoded), cmocka_unit_test(t_uploads_page),
+		cmocka_unit_test(t_delete_result),    cmocka_unit_test(t_error_and_field),
+		cmocka_unit_test(t_iso8601_range),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
