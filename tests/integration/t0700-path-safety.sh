@@ -6,7 +6,20 @@
 # sentinel directory beside the store must stay empty.
 . "$(dirname "$0")/lib.sh"
 
+# (file backend) symlinks planted in the store itself, to a tree outside it: the
+# daemon opens every path below the store root without following one
+if [ "$BACKEND" = file ]; then
+	mkdir -p "$T/planted/sub" "$STORE/_hash/lab" "$STORE/_schema/lab/Planted"
+	printf 'outside\n' >"$T/planted/sub/f"
+	ln -s "$T/planted" "$STORE/_hash/lab/dirlink"
+	ln -s "$T/planted/sub/f" "$STORE/_schema/lab/Planted/filelink"
+fi
 mount_fs || exit 1
+if [ "$BACKEND" = file ]; then
+	check_eq "a planted link in the canonical tree is not shown" "" "$(ls -A "$MNT/_hash/lab")"
+	check "nor followed by path" sh -c "! cat '$MNT/_hash/lab/dirlink/sub/f' 2>/dev/null"
+	check "nor a planted file link" sh -c "! cat '$MNT/_schema/lab/Planted/filelink' 2>/dev/null"
+fi
 D=$S/lab/Hostile
 mkdir -p "$D" "$T/outside"
 touch "$T/before"
