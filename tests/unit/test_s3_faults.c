@@ -30,7 +30,7 @@
 
 /* ---- fault-injecting proxy (loopback, one thread per connection) ---- */
 
-enum { F_RESPOND, F_CLOSE, F_HANG };
+enum { F_RESPOND, F_CLOSE, F_HANG, F_HUGE };
 
 struct proxy {
 	int lfd;
@@ -138,6 +138,22 @@ static void *conn_main(void *arg)
 		if (p->fault_mode == F_HANG) {
 			struct pollfd pf = {p->stop_pipe[0], POLLIN, 0};
 			(void)poll(&pf, 1, 5000);
+			goto out;
+		}
+		if (p->fault_mode ==
+		    F_HUGE) { /* a 200 listing of 1 GiB, until the client hangs up */
+			static const char head[] =
+				"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n"
+				"Content-Length: 1073741824\r\n\r\n"
+				"<ListBucketResult><IsTruncated>false</IsTruncated>";
+			static char rows[1 << 16];
+			for (size_t i = 0; i + 32 <= sizeof(rows); i += 32)
+				memcpy(rows + i, "<Contents><Key>k</Key></Contents", 32);
+			if (write(fd, head, sizeof(head) - 1) < 0)
+				goto out;
+			for (size_t sent = 0; sent < (1u << 30); sent += sizeof(rows))
+				if (write(fd, rows, sizeof(rows)) < 0)
+					break;
 			goto out;
 		}
 		char body[512], resp[1024];
@@ -327,6 +343,31 @@ static void t_timeout(void **state)
 	proxy_stop(&p);
 }
 
+static int count_key(void *arg, const char *key, int is_prefix, const struct sfs_s3_objinfo *info)
+{
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+/* a server answering a listing without end: refused past the client's cap, not buffered */
+static void t_huge_answer(void **state)
+{
+	(void)state;
+	struct proxy p;
+	char ep[64];
+	size_t n = 0;
+	proxy_start(&p, 0, -1, F_HUGE, 200, "");
+	proxy_endpoint(&p, ep, sizeof(ep));
+	struct sfs_s3_client *c = client_for(ep, 2);
+	double t0 = now_s();
+	assert_int_equal(sfs_s3_list(c, "", NULL, 0, 0, count_key, &n), -EFBIG);
+	assert_true(now_s() - t0 < 20.0);
+	assert_int_equal(n, 0); /* nothing of the cut answer was taken for a listing */
+	assert_int_equal(atomic_load(&p.requests), 1); /* not retried: it would be as large */
+	sfs_s3_client_free(c);
+	proxy_stop(&p);
+}
+
 static void t_open_errors(void **state)
 {
 	(void)state;
@@ -368,6 +409,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_retry_500_then_forward),
 		cmocka_unit_test(t_error_mapping),
+		cmocka_unit_test(t_huge_answer),
 		cmocka_unit_test(t_timeout),
 		cmocka_unit_test(t_open_errors),
 	};
