@@ -184,3 +184,26 @@ print("%d failed %s" % (len(bad), " ".join(sorted(set(bad)))))
 EOF
 )
 check_eq "300 x (write, close, commit at once)" "0 failed " "$out"
+
+# limits: what is too large gets a clear errno (the daemon stays up, the entry staged)
+printf 'limits\n' >"$D/lim.bin"
+out=$($PY - "$D/lim.bin" <<'EOF'
+import errno, os, sys
+p = sys.argv[1]
+def try_set(name, value):
+    try:
+        os.setxattr(p, name, value)
+        return "OK"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+v = b'{"field":"raw","key":{"id":1}}'
+print(try_set("user.big", b"x" * 65536) in ("ENOSPC", "E2BIG"),     # past the backing fs's
+      try_set("user." + "n" * 300, b"v"),                            # a name over 255
+      try_set("user.stagefs.commit", v + b" " * (65537 - len(v))),   # past the kernel's cap
+      try_set("user.stagefs.commit", b'{"field":"raw","key":{"' + b"k" * 300 + b'":1}}'))
+EOF
+)
+check_eq "a user xattr too large: ENOSPC/E2BIG, its name: ERANGE; a commit value over 64 KiB: E2BIG, a segment over 255: ENAMETOOLONG" \
+	"True ERANGE E2BIG ENAMETOOLONG" "$out"
+check_eq "the entry stays staged" limits "$(cat "$D/lim.bin")"
+check "the daemon is alive" kill -0 "$DAEMON_PID"
