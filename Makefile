@@ -187,10 +187,15 @@ bench:
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bash scripts/bench
 
+# the Python helper goes where Debian's python3 looks: /usr/lib/python3/dist-packages for
+# PREFIX=/usr, else PREFIX/lib/python3.X/dist-packages (/usr/local's is on its path)
+PYDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/$(shell \
+	/usr/bin/python3 -c 'import sys; print("python3.%d" % sys.version_info[1])' 2>/dev/null)/dist-packages)
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/stagefs
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/stagefs $(DESTDIR)$(PYDIR)
 	install -m 0755 stagefs $(DESTDIR)$(PREFIX)/bin/stagefs
 	install -m 0644 mount.conf.example README.md $(DESTDIR)$(PREFIX)/share/doc/stagefs/
+	install -m 0644 scripts/stagefs.py $(DESTDIR)$(PYDIR)/stagefs.py
 
 clean:
 	rm -rf build stagefs
