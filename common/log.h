@@ -20,6 +20,16 @@ extern int sfs_log_level;
 /* Where messages go: stderr (default) or syslog (after daemonizing). */
 void sfs_log_use_syslog(int on);
 
+/*
+ * Ask for the log to be reopened before the next message (the SIGHUP of log
+ * rotation; async-signal-safe: it only sets a flag).  syslog's connection is
+ * closed and opened again; stderr needs nothing.
+ */
+void sfs_log_reopen(void);
+
+/* Route libfuse's own messages (fuse_log) through this log, at their levels. */
+void sfs_log_take_fuse(void);
+
 /* Emit one message; prefer the sfs_log() macro which checks the level first. */
 void sfs_log_emit(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

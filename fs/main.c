@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,12 @@ static void raise_fd_limit(void)
 	}
 }
 
+static void on_sighup(int sig)
+{
+	(void)sig;
+	sfs_log_reopen();
+}
+
 static int run_mount(int argc, char **argv)
 {
 	struct mount_args m = {0};
@@ -251,6 +258,7 @@ static int run_mount(int argc, char **argv)
 		fprintf(stderr, "stagefs: out of memory\n");
 		goto out;
 	}
+	sfs_log_take_fuse(); /* libfuse's own messages: to syslog too once daemonized */
 	se = fuse_session_new(&fa, &sfs_fs_ops, sizeof(sfs_fs_ops), &fs);
 	if (!se) {
 		fprintf(stderr, "stagefs: invalid mount options\n");
@@ -261,6 +269,12 @@ static int run_mount(int argc, char **argv)
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
 	handlers = 1;
+	/* libfuse ends the session on SIGHUP; a daemon's SIGHUP means: reopen the log
+	 * (SIGTERM and SIGINT still flush everything and unmount) */
+	struct sigaction hup = {.sa_handler = on_sighup};
+	sigemptyset(&hup.sa_mask);
+	if (sigaction(SIGHUP, &hup, NULL) != 0)
+		goto out;
 	if (fuse_session_mount(se, m.mountpoint) != 0) {
 		fprintf(stderr, "stagefs: cannot mount on '%s'\n", m.mountpoint);
 		goto out;
@@ -292,7 +306,9 @@ static int run_mount(int argc, char **argv)
 		rc = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
-	exitc = rc == 0 ? 0 : 1;
+	/* the loop returns the signal that ended it: SIGTERM and SIGINT are the
+	 * orderly stop (systemctl stop, ^C) - everything is flushed below - not a failure */
+	exitc = rc == 0 || rc == SIGTERM || rc == SIGINT ? 0 : 1;
 out:
 	if (fs_ready) {
 		sfs_jobs_stop(
