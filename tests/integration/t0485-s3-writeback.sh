@@ -110,6 +110,23 @@ check_eq "the canonical tree reads back" 204480 \
 sleep 3
 check_eq "nothing of the tree is left staged in the bucket" "" "$(skeys $K/t.zarr)"
 check "nor of the file" lacks_key $K/c.bin
+
+# --- a tree already in the bucket: one server-side copy per object, the staged copies
+# removed in one batch
+mkdir -p "$D/up"
+for i in 1 2 3 4 5 6 7 8; do printf 'up %s\n' $i >"$D/up/f$i.bin"; done
+uploaded "$D"/up/f*.bin
+check_eq "the tree went up after the delay" 8 "$(skeys $K/up | grep -c .)"
+[ "$S3_SERVER" = s3 ] && : >"$T/proxy.log" && c0=$(pstat copies)
+check_eq "commit the uploaded tree" OK "$(commit "$D/up" '{"field":"u","key":{"id":2},"token":"wbTOK002"}')"
+if [ "$S3_SERVER" = s3 ]; then
+	check_eq "one copy per object" 8 "$(($(pstat copies) - c0))"
+	# the staged copies go in one multi-object delete (up to 1000 keys a request)
+	check_eq "and fewer deletes than objects: one batch, no DELETE each" "1 0" \
+		"$(reqs 'POST [^ ]*\?delete=?') $(reqs 'DELETE [^ ]*/_staging/lab/wb/up/')"
+fi
+check_eq "nothing of it is left staged" "" "$(skeys $K/up)"
+check_eq "its canonical objects" 8 "$(skeys _schema/lab/wb/id=2/u_wbTOK002 | grep -c .)"
 unmount_fs
 
 # --- fsync uploads at once; rename, unlink of queued files; unmount flushes
