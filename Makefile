@@ -192,8 +192,10 @@ bench:
 PYDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/$(shell \
 	/usr/bin/python3 -c 'import sys; print("python3.%d" % sys.version_info[1])' 2>/dev/null)/dist-packages)
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/stagefs $(DESTDIR)$(PYDIR)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/stagefs $(DESTDIR)$(PYDIR) \
+	    $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 stagefs $(DESTDIR)$(PREFIX)/bin/stagefs
+	install -m 0644 stagefs.1 $(DESTDIR)$(PREFIX)/share/man/man1/stagefs.1
 	install -m 0644 mount.conf.example README.md $(DESTDIR)$(PREFIX)/share/doc/stagefs/
 	install -m 0644 scripts/stagefs.py $(DESTDIR)$(PYDIR)/stagefs.py
 

@@ -3,7 +3,8 @@
 # hash commits with DataJoint's encoding of date, datetime, uuid and decimal key
 # values, status, errors as OSError with the mount's reason, an async commit and
 # wait(), insert() under a DataJoint table's SQL name returning the row, publish
-# and snapshots; and `make install` puts it where Debian's python3 imports it.
+# and snapshots; and `make install` puts it where Debian's python3 imports it (and
+# the manual page, stagefs.1, where man finds it).
 . "$(dirname "$0")/lib.sh"
 
 mount_fs || exit 1
@@ -86,3 +87,5 @@ make -s -C "$REPO_ROOT" install DESTDIR="$T/root" PREFIX=/usr >/dev/null 2>&1 ||
 found=$(cd "$T/root" && find . -name stagefs.py | head -n 1)
 check_eq "make install puts stagefs.py into Debian's python3 path" ./usr/lib/python3/dist-packages/stagefs.py "$found"
 check_eq "from which it imports" ok "$(cd / && PYTHONPATH="$T/root/usr/lib/python3/dist-packages" $PY -c 'import stagefs; print("ok")')"
+check "and the manual page, which groff renders without a warning" \
+	sh -c "test -f '$T/root/usr/share/man/man1/stagefs.1' && ! groff -man -ww -z '$T/root/usr/share/man/man1/stagefs.1' 2>&1 | grep ."
