@@ -181,8 +181,14 @@ struct sfs_backend_ops {
 	void (*destroy)(struct sfs_backend *b);
 };
 
+/* what a store cannot hold, learnt when it was opened (struct sfs_backend.limits) */
+#define SFS_BLIM_NO_CONTROL_NAMES \
+	0x1 /* names holding a control character cannot be listed back: the server
+			       sends keys raw in XML 1.0, which cannot carry them */
+
 struct sfs_backend {
 	const struct sfs_backend_ops *ops;
+	unsigned limits; /* SFS_BLIM_* */
 };
 
 /*

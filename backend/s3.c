@@ -679,6 +679,15 @@ static int check_format(struct s3_backend *s)
 				"no-replace copy uses HEAD then copy",
 				sfs_s3_client_endpoint(s->c));
 	}
+	/* a server that sends keys raw cannot list a staged name with a control character */
+	rc = sfs_s3_list_encodes(s->c, s->prefix);
+	if (rc == 0) {
+		s->base.limits |= SFS_BLIM_NO_CONTROL_NAMES;
+		sfs_log(LOG_INFO,
+			"s3: '%s' ignores encoding-type=url; staged names with control characters "
+			"are refused",
+			sfs_s3_client_endpoint(s->c));
+	}
 	rc = 0;
 out:
 	free(fk);

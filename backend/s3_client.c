@@ -453,3 +453,35 @@ int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimit
 	sfs_buf_release(&body);
 	return rc;
 }
+
+static int ignore_key(void *arg, const char *key, int is_prefix, const struct sfs_s3_objinfo *info)
+{
+	return 0;
+}
+
+int sfs_s3_list_encodes(struct sfs_s3_client *c, const char *prefix)
+{
+	struct sfs_buf body;
+	struct sfs_s3c_page pg;
+	struct req r;
+	int rc;
+
+	sfs_buf_init(&body, XML_CAP);
+	sfs_s3c_req_init(&r, "GET", NULL);
+	sfs_s3c_req_query(&r, "list-type", "2");
+	sfs_s3c_req_query(&r, "prefix", prefix ? prefix : "");
+	sfs_s3c_req_query(&r, "max-keys", "1");
+	sfs_s3c_req_query(&r, "encoding-type", "url");
+	r.payload_hash = SFS_SIGV4_EMPTY_SHA256;
+	r.resp = &body;
+	rc = sfs_s3c_perform(c, &r);
+	sfs_s3c_req_release(&r);
+	if (!rc) {
+		rc = sfs_s3c_parse_list(body.data, body.len, ignore_key, NULL, &pg);
+		if (!rc)
+			rc = pg.encoded;
+		sfs_s3c_page_release(&pg);
+	}
+	sfs_buf_release(&body);
+	return rc;
+}

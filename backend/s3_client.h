@@ -135,6 +135,15 @@ int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimit
 		int single_page, sfs_s3_list_cb cb, void *arg) __attribute__((warn_unused_result));
 
 /*
+ * Does the server url-encode a listing's keys when asked (encoding-type=url)?
+ * One ListObjectsV2 request of one key below prefix: 1 yes, 0 no (it sends
+ * keys raw, and a key holding a control character would make its listings
+ * unreadable), or -errno.
+ */
+int sfs_s3_list_encodes(struct sfs_s3_client *c, const char *prefix)
+	__attribute__((warn_unused_result));
+
+/*
  * Server-side copy of src (size bytes, as known by the caller) to dst:
  * CopyObject, or a multipart UploadPartCopy above the copy threshold.
  * Handles S3's "200 OK with an <Error> body" answer.  With

@@ -168,6 +168,7 @@ int sfs_s3c_parse_list(const char *buf, size_t n, sfs_s3_list_cb cb, void *arg,
 	xmlNodePtr root = page_root(doc, "ListBucketResult", "NextContinuationToken", NULL, pg);
 	int rc = root ? 0 : -EIO, enc = root && url_encoded(root);
 
+	pg->encoded = enc;
 	for (xmlNodePtr e = root ? root->children : NULL; e && !rc; e = e->next) {
 		if (sfs_s3c_xml_is(e, "Contents")) {
 			struct sfs_s3_objinfo info;

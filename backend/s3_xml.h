@@ -40,6 +40,7 @@ int sfs_s3c_parse_error(const char *buf, size_t n, char *code, size_t clen, char
 /* What one page of a listing says about the next. */
 struct sfs_s3c_page {
 	int valid;	  /* 1 when the answer was such a page (its root element matched) */
+	int encoded;	  /* the page said <EncodingType>url</EncodingType> */
 	int entries;	  /* Contents + CommonPrefixes (Upload for uploads) on the page */
 	int truncated;	  /* IsTruncated was "true" */
 	xmlChar *next;	  /* NextContinuationToken / NextKeyMarker, or NULL; xmlFree */

@@ -122,8 +122,13 @@ int sfs_stg_digest(struct sfs_stg *in, char hex[33]) __attribute__((warn_unused_
 
 /* ---- view_staging.c ---- */
 
-/* May name of type (S_IFMT) be made in dir?  0 or -errno (SPEC §3 level rules). */
-int sfs_stg_may_create(const struct sfs_stg *dir, const char *name, mode_t type);
+/*
+ * May name of type (S_IFMT) be made in dir?  0 or -errno: SPEC §3 level rules, and
+ * -EINVAL for a control character in a name the store cannot list back
+ * (SFS_BLIM_NO_CONTROL_NAMES).
+ */
+int sfs_stg_may_create(const struct sfs_fs *fs, const struct sfs_stg *dir, const char *name,
+		       mode_t type);
 
 /* ---- staging_io.c ---- */
 

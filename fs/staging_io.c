@@ -166,7 +166,7 @@ int sfs_stg_io_create(struct sfs_fs *fs, struct sfs_inode *dirin, const char *na
 {
 	struct sfs_stg *dir = sfs_stg(dirin), *in = NULL;
 	struct sfs_stg_dref r;
-	int rc = sfs_stg_may_create(dir, name, S_IFREG);
+	int rc = sfs_stg_may_create(fs, dir, name, S_IFREG);
 
 	if (rc)
 		return rc;

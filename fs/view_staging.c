@@ -53,10 +53,24 @@ static int valid_level_name(const char *name)
 	return 1;
 }
 
-int sfs_stg_may_create(const struct sfs_stg *dir, const char *name, mode_t type)
+/* A name the store can list back (a control character needs url-encoded listings). */
+static int storable_name(const struct sfs_fs *fs, const char *name)
+{
+	if (!(fs->be->limits & SFS_BLIM_NO_CONTROL_NAMES))
+		return 1;
+	for (const char *p = name; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
+int sfs_stg_may_create(const struct sfs_fs *fs, const struct sfs_stg *dir, const char *name,
+		       mode_t type)
 {
 	if (strlen(name) > SFS_SEGMENT_MAX)
 		return -ENAMETOOLONG;
+	if (!storable_name(fs, name))
+		return -EINVAL;
 	if (dir->depth < SFS_DEPTH_TABLE) {
 		if (type != S_IFDIR)
 			return -EPERM;
@@ -482,7 +496,7 @@ static int make(struct sfs_fs *fs, struct sfs_inode *dirin, const char *name, mo
 {
 	struct sfs_stg *dir = S(dirin);
 	struct sfs_stg_dref r;
-	int rc = sfs_stg_may_create(dir, name, mode & S_IFMT);
+	int rc = sfs_stg_may_create(fs, dir, name, mode & S_IFMT);
 
 	if (!rc)
 		rc = sfs_stg_dir_get(fs, dir, &r);
@@ -527,7 +541,7 @@ static int stg_link(struct sfs_fs *fs, struct sfs_inode *base, struct sfs_inode 
 	struct sfs_stg *in = S(base), *dir = S(dirin);
 	struct sfs_stg_dref r;
 	char proc[64];
-	int rc = sfs_stg_may_create(dir, name, in->type);
+	int rc = sfs_stg_may_create(fs, dir, name, in->type);
 
 	if (rc)
 		return rc;
@@ -608,6 +622,8 @@ static int stg_rename(struct sfs_fs *fs, struct sfs_inode *dirin, const char *na
 		return -EPERM;
 	if (strlen(newname) > SFS_SEGMENT_MAX)
 		return -ENAMETOOLONG;
+	if (!storable_name(fs, newname))
+		return -EINVAL;
 	/* levels 1 and 2 hold only directories: entries move within their level */
 	if (level(dir) != level(newdir))
 		return -EPERM;

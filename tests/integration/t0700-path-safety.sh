@@ -90,22 +90,25 @@ done
 check_eq "nothing was written beside the store" "" "$(find "$T/outside" -mindepth 1 | head -n 3)"
 check_eq "and the link's target is as it was" "secret" "$(cat "$T/outside.txt")"
 
-# a staged name may hold control characters (as on ext4): stored, listed, checked
+# a staged name may hold control characters (as on ext4): stored, listed, checked - where
+# the server url-encodes listings (RGW, AWS); s3rver sends keys raw, which XML 1.0 cannot
+# carry, so there such a name is refused at once rather than stored and never listed again
 odd=$(printf 'ctl\001name\ttab.bin')
-printf 'odd\n' >"$D/$odd"
 rm -f "$D/link"
-unmount_fs
 if [ "$BACKEND" = s3 ] && [ "$S3_SERVER" = s3 ]; then
-	skip "a key with control characters on s3rver, which ignores encoding-type=url"
-	rm -f "$(sobj "_staging/lab/Hostile/$odd")" "$(sobj "_staging/lab/Hostile/$odd")".*
-	rm -f "$T/cache"/*/"staging/lab/Hostile/$odd" 2>/dev/null
-	find "$T/cache" -name "ctl*" -delete 2>/dev/null
+	expect_errno create "$D/$odd" EINVAL
+	printf 'plain\n' >"$D/plain.bin"
+	expect_errno rename "$D/plain.bin" "$D/$odd" EINVAL
+	expect_errno mkdir "$D/$odd" EINVAL
+	check "a name with control characters is not made" test ! -e "$D/$odd"
+	unmount_fs
 else
+	printf 'odd\n' >"$D/$odd"
+	unmount_fs
 	check "the bucket holds it under its own name" test -n "$(skeys _staging/lab/Hostile | grep -F "$odd")"
+	mount_fs || exit 1
+	check_eq "and it reads back after a remount" odd "$(cat "$D/$odd")"
+	unmount_fs
 fi
 check "fsck lists the store and finds it consistent" \
 	"$STAGEFS" fsck "$SOURCE" -o "index=$INDEX${BACKEND_OPTS:+,$BACKEND_OPTS}"
-mount_fs || exit 1
-[ "$BACKEND" = s3 ] && [ "$S3_SERVER" = s3 ] ||
-	check_eq "and it reads back after a remount" odd "$(cat "$D/$odd")"
-unmount_fs

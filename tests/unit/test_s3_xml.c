@@ -114,10 +114,12 @@ static void t_list_url_encoded(void **state)
 	assert_string_equal(s.keys[1], "ctl\x01x");
 	assert_string_equal(s.keys[2], "\xc3\xa9/");
 	assert_int_equal(pg.entries, 4);
+	assert_true(pg.encoded);
 	sfs_s3c_page_release(&pg);
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(sfs_s3c_parse_list(raw, strlen(raw), on_key, &s, &pg), 0);
 	assert_string_equal(s.keys[0], "a%20b+c");
+	assert_false(pg.encoded); /* a server that ignored encoding-type=url */
 	sfs_s3c_page_release(&pg);
 }
 
