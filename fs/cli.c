@@ -20,7 +20,7 @@ int sfs_cli_is_subcommand(const char *s)
 {
 	if (strcmp(s, "commit") == 0 || strcmp(s, "status") == 0 || strcmp(s, "publish") == 0 ||
 	    strcmp(s, "snapshots") == 0 || strcmp(s, "fsck") == 0 || strcmp(s, "reindex") == 0 ||
-	    strcmp(s, "jobs") == 0 || strcmp(s, "gc") == 0)
+	    strcmp(s, "jobs") == 0 || strcmp(s, "gc") == 0 || strcmp(s, "doctor") == 0)
 		return 1;
 	return 0;
 }
@@ -247,6 +247,8 @@ int sfs_cli_main(int argc, char **argv)
 		return sfs_cli_jobs(argc, argv);
 	if (strcmp(argv[0], "gc") == 0)
 		return sfs_cli_gc(argc, argv);
+	if (strcmp(argv[0], "doctor") == 0)
+		return sfs_cli_doctor(argc, argv);
 	fprintf(stderr, "stagefs: %s: not implemented in this version\n", argv[0]);
 	return 1;
 }

@@ -333,5 +333,7 @@ int sfs_cli_reindex(int argc, char **argv);
 int sfs_cli_gc(int argc, char **argv);
 /* jobs (fs/cli_jobs.c) */
 int sfs_cli_jobs(int argc, char **argv);
+/* doctor: what a mount needs, checked (fs/cli_doctor.c) */
+int sfs_cli_doctor(int argc, char **argv);
 
 #endif

@@ -26,7 +26,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: stagefs [options] SOURCE MOUNTPOINT\n"
 		"       stagefs COMMAND [args]   (commit, status, jobs, publish, snapshots,\n"
-		"                                 fsck, reindex, gc; `stagefs COMMAND --help`)\n"
+		"                                 fsck, reindex, gc, doctor; `stagefs COMMAND "
+		"--help`)\n"
 		"\n"
 		"SOURCE is a store directory, a file:///dir or s3://bucket/prefix?endpoint=..\n"
 		"URL, or a config file (see mount.conf.example).\n"
