@@ -216,11 +216,13 @@ def run(ops, mnt, live, shadow, tag):
         s.close_all()
 
 
-def shrink(ops, mnt, base, shadow, tag):
-    """Drop chunks, then single operations, while the replay still fails."""
+def shrink(ops, mnt, base, shadow, tag, budget):
+    """Drop chunks, then single operations, while the replay still fails (budget replays)."""
     n = [0]
 
     def fails(seq):
+        if n[0] >= budget:
+            return False
         n[0] += 1
         t = f"{tag}s{n[0]}"
         return run(seq, mnt, f"{base}/{t}", f"{shadow}/{t}", t) is not None
@@ -255,7 +257,9 @@ def check(args, seed, q):
         q.put((seed, None))
         return
     step, what = r
-    short = shrink(ops[:step + 1], args.mount, args.staging, args.shadow, tag)
+    # said at once: a shrink of thousands of operations may take long (--shrink-runs)
+    print(f"stress: seed {seed}: step {step}: {what}", file=sys.stderr, flush=True)
+    short = shrink(ops[:step + 1], args.mount, args.staging, args.shadow, tag, args.shrink_runs)
     q.put((seed, f"seed {seed}: step {step}: {what}\n  shortest failing sequence "
                  f"({len(short)} of {step + 1} operations):\n    " +
            "\n    ".join(repr(o) for o in short)))
@@ -269,6 +273,8 @@ def main():
     ap.add_argument("--procs", type=int, default=3)
     ap.add_argument("--ops", type=int, default=300)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--shrink-runs", type=int, default=200,
+                    help="replays a failing sequence's shrink may take")
     args = ap.parse_args()
     q = multiprocessing.Queue()
     ps = [multiprocessing.Process(target=worker, args=(args, args.seed + i, q))
