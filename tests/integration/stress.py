@@ -258,7 +258,7 @@ def check(args, seed, q):
         return
     step, what = r
     # said at once: a shrink of thousands of operations may take long (--shrink-runs)
-    print(f"stress: seed {seed}: step {step}: {what}", file=sys.stderr, flush=True)
+    print(f"found: seed {seed}: step {step}: {what}", file=sys.stderr, flush=True)
     short = shrink(ops[:step + 1], args.mount, args.staging, args.shadow, tag, args.shrink_runs)
     q.put((seed, f"seed {seed}: step {step}: {what}\n  shortest failing sequence "
                  f"({len(short)} of {step + 1} operations):\n    " +
