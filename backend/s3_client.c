@@ -385,6 +385,31 @@ int sfs_s3_delete_many(struct sfs_s3_client *c, char *const *keys, size_t n)
 	return 0;
 }
 
+/* One ListObjectsV2 request (max_keys as text, delimiter and token may be NULL) into body. */
+static int list_get(struct sfs_s3_client *c, const char *prefix, const char *delimiter,
+		    const char *max_keys, const xmlChar *token, struct sfs_buf *body)
+{
+	struct req r;
+	int rc;
+
+	sfs_s3c_req_init(&r, "GET", NULL);
+	sfs_s3c_req_query(&r, "list-type", "2");
+	sfs_s3c_req_query(&r, "prefix", prefix ? prefix : "");
+	sfs_s3c_req_query(&r, "max-keys", max_keys);
+	/* keys as %XX: XML 1.0 cannot carry a control character a key may hold
+	 * (a server that ignores it sends them raw, as before) */
+	sfs_s3c_req_query(&r, "encoding-type", "url");
+	if (delimiter)
+		sfs_s3c_req_query(&r, "delimiter", delimiter);
+	if (token)
+		sfs_s3c_req_query(&r, "continuation-token", (const char *)token);
+	r.payload_hash = SFS_SIGV4_EMPTY_SHA256;
+	r.resp = body;
+	rc = sfs_s3c_perform(c, &r);
+	sfs_s3c_req_release(&r);
+	return rc;
+}
+
 int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimiter, int max_keys,
 		int single_page, sfs_s3_list_cb cb, void *arg)
 {
@@ -396,22 +421,7 @@ int sfs_s3_list(struct sfs_s3_client *c, const char *prefix, const char *delimit
 	snprintf(mk, sizeof(mk), "%d", max_keys > 0 ? max_keys : 1000);
 	sfs_buf_init(&body, XML_CAP);
 	for (;;) {
-		struct req r;
-		sfs_s3c_req_init(&r, "GET", NULL);
-		sfs_s3c_req_query(&r, "list-type", "2");
-		sfs_s3c_req_query(&r, "prefix", prefix ? prefix : "");
-		sfs_s3c_req_query(&r, "max-keys", mk);
-		/* keys as %XX: XML 1.0 cannot carry a control character a key may hold
-		 * (a server that ignores it sends them raw, as before) */
-		sfs_s3c_req_query(&r, "encoding-type", "url");
-		if (delimiter)
-			sfs_s3c_req_query(&r, "delimiter", delimiter);
-		if (token)
-			sfs_s3c_req_query(&r, "continuation-token", (const char *)token);
-		r.payload_hash = SFS_SIGV4_EMPTY_SHA256;
-		r.resp = &body;
-		rc = sfs_s3c_perform(c, &r);
-		sfs_s3c_req_release(&r);
+		rc = list_get(c, prefix, delimiter, mk, token, &body);
 		xmlFree(prev);
 		prev = token; /* a server must move on: the next token may not repeat it */
 		token = NULL;
@@ -463,19 +473,10 @@ int sfs_s3_list_encodes(struct sfs_s3_client *c, const char *prefix)
 {
 	struct sfs_buf body;
 	struct sfs_s3c_page pg;
-	struct req r;
 	int rc;
 
 	sfs_buf_init(&body, XML_CAP);
-	sfs_s3c_req_init(&r, "GET", NULL);
-	sfs_s3c_req_query(&r, "list-type", "2");
-	sfs_s3c_req_query(&r, "prefix", prefix ? prefix : "");
-	sfs_s3c_req_query(&r, "max-keys", "1");
-	sfs_s3c_req_query(&r, "encoding-type", "url");
-	r.payload_hash = SFS_SIGV4_EMPTY_SHA256;
-	r.resp = &body;
-	rc = sfs_s3c_perform(c, &r);
-	sfs_s3c_req_release(&r);
+	rc = list_get(c, prefix, NULL, "1", NULL, &body);
 	if (!rc) {
 		rc = sfs_s3c_parse_list(body.data, body.len, ignore_key, NULL, &pg);
 		if (!rc)
