@@ -56,12 +56,8 @@ static int valid_level_name(const char *name)
 /* A name the store can list back (a control character needs url-encoded listings). */
 static int storable_name(const struct sfs_fs *fs, const char *name)
 {
-	if (!(fs->be->limits & SFS_BLIM_NO_CONTROL_NAMES))
-		return 1;
-	for (const char *p = name; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return 0;
-	return 1;
+	return !(fs->be->limits & SFS_BLIM_NO_CONTROL_NAMES) ||
+	       sfs_first_control(name, strlen(name)) < 0;
 }
 
 int sfs_stg_may_create(const struct sfs_fs *fs, const struct sfs_stg *dir, const char *name,

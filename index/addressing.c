@@ -92,6 +92,14 @@ int sfs_ad_utf8_valid(const char *s, size_t n)
 	return 1;
 }
 
+int sfs_first_control(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return (unsigned char)s[i];
+	return -1;
+}
+
 int sfs_ad_sqlite_errno(int rc)
 {
 	return rc == SQLITE_NOMEM ? -ENOMEM : -EIO;

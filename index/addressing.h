@@ -152,6 +152,13 @@ int sfs_commit_spec_parse(const char *value, size_t len, struct sfs_commit_spec 
 void sfs_commit_spec_release(struct sfs_commit_spec *s);
 
 /*
+ * The first control character (0x01-0x1f, 0x7f) among n bytes of s, or -1: a
+ * byte XML 1.0 cannot carry, so a bucket's listing of a key holding it is
+ * unreadable unless the server url-encodes keys.
+ */
+int sfs_first_control(const char *s, size_t n);
+
+/*
  * Default ext for an entry name (its last path segment is used): the last
  * suffix including the dot, as Python's PurePath.suffix: "frames.zarr" ->
  * ".zarr", "a.tar.gz" -> ".gz"; "noext", ".hidden" and "a." -> NULL.

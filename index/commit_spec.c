@@ -119,12 +119,11 @@ static int parse_key_value(sqlite3_stmt *st, struct sfs_pk_attr *a, char *err, s
 			return reject(err, errlen, "key '%s': value is not valid UTF-8", a->name);
 		/* raw in the path (DataJoint encodes none of them), and in a bucket's
 		 * listings, which XML 1.0 cannot carry: refused, as NUL is */
-		for (size_t i = 0; i < n; i++)
-			if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-				return reject(
-					err, errlen,
-					"key '%s': value contains a control character (0x%02x)",
-					a->name, (unsigned char)s[i]);
+		int ctl = sfs_first_control(s, n);
+		if (ctl >= 0)
+			return reject(err, errlen,
+				      "key '%s': value contains a control character (0x%02x)",
+				      a->name, ctl);
 		a->type = SFS_PK_STRING;
 		return strdup_to(&a->text, s, n);
 	}
