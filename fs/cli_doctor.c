@@ -45,26 +45,30 @@ static void doctor_usage(FILE *o)
 		   "  status 0 when there is none, 1 when there is one.\n");
 }
 
+/* one line: TAG (ok, note, problem) padded to 9 columns, what, the message */
+static void say(const char *tag, const char *what, const char *fmt, va_list ap)
+{
+	printf("%-9s%s: ", tag, what);
+	vprintf(fmt, ap);
+	putchar('\n');
+}
+
 static void ok(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void ok(const char *what, const char *fmt, ...)
 {
 	va_list ap;
-	printf("ok       %s: ", what);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	say("ok", what, fmt, ap);
 	va_end(ap);
-	putchar('\n');
 }
 
 static void note(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(const char *what, const char *fmt, ...)
 {
 	va_list ap;
-	printf("note     %s: ", what);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	say("note", what, fmt, ap);
 	va_end(ap);
-	putchar('\n');
 }
 
 static void problem(const char *what, const char *fix, const char *fmt, ...)
@@ -72,11 +76,10 @@ static void problem(const char *what, const char *fix, const char *fmt, ...)
 static void problem(const char *what, const char *fix, const char *fmt, ...)
 {
 	va_list ap;
-	printf("problem  %s: ", what);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	say("problem", what, fmt, ap);
 	va_end(ap);
-	printf("\n         fix: %s\n", fix);
+	printf("         fix: %s\n", fix);
 	problems++;
 }
 
